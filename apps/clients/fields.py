@@ -1,0 +1,53 @@
+"""Model fields whose values are encrypted in the database and plain in Python."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+
+from apps.clients import crypto
+
+
+class EncryptedTextField(models.TextField):
+    """A string stored as a Fernet token. The empty string is stored as is (nothing to hide)."""
+
+    description = "Text encrypted at rest"
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
+        if value is None or value == "":
+            return value
+        return crypto.decrypt(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return crypto.encrypt(str(value))
+
+
+class EncryptedJSONField(models.TextField):
+    """A JSON object stored as one Fernet token."""
+
+    description = "JSON encrypted at rest"
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if value == "":
+            return {}
+        return json.loads(crypto.decrypt(value))
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value else {}
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return crypto.encrypt(json.dumps(value, sort_keys=True))
+
+    def value_to_string(self, obj: models.Model) -> str:
+        return json.dumps(self.value_from_object(obj))

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from apps.clients.fields import EncryptedJSONField, EncryptedTextField
+from apps.core.models import TimestampedModel
+
+
+def new_listener_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Client(TimestampedModel):
+    """An Optimove client (tenant) with its own credentials, channels and templates."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    optimove_base_url = models.URLField(
+        "Optimove base URL",
+        max_length=300,
+        help_text="As Optimove gave it, e.g. https://api5.optimove.net (keep any path prefix).",
+    )
+    optimove_api_key = EncryptedTextField("Optimove API key", blank=True, default="")
+    optimove_username = models.CharField(
+        "Optimove user name (legacy login)", max_length=200, blank=True, default=""
+    )
+    optimove_password = EncryptedTextField("Optimove password (legacy login)", blank=True, default="")
+    listener_token = EncryptedTextField(default=new_listener_token)
+    is_active = models.BooleanField(default=True)
+    admins = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="managed_clients",
+        help_text="Staff users limited to this client. Only superusers see every client.",
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def uses_api_key(self) -> bool:
+        return bool(self.optimove_api_key)
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    WEBHOOK = "webhook", "Webhook"
+    CONSOLE = "console", "Console (logs only)"
+
+
+class ScheduledEventType(models.IntegerChoices):
+    CAMPAIGN_EXECUTED_ON_CHANNEL = 13, "13: campaign executed on channel"
+    CAMPAIGN_PROCESSED = 1, "1: campaign processed (older set-ups)"
+
+
+class Channel(TimestampedModel):
+    """One of a client's execution channels, as Optimove knows it (by ChannelID)."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="channels")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    optimove_channel_id = models.PositiveIntegerField("Optimove ChannelID")
+    provider = models.CharField(
+        max_length=64,
+        help_text="Provider backend name, e.g. smtp, anymail:sendgrid, twilio, fcm, webhook, console.",
+    )
+    provider_settings = EncryptedJSONField(blank=True, default=dict)
+    address_attribute = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        validators=[RegexValidator(r"^[A-Za-z0-9_.\-]*$", "Letters, digits, _ . and - only.")],
+        help_text="The customer attribute holding the address (email, phone, device token, URL).",
+    )
+    rate_limit_per_second = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty means unlimited."
+    )
+    is_realtime = models.BooleanField("real-time", default=False)
+    scheduled_event_type = models.PositiveSmallIntegerField(
+        choices=ScheduledEventType.choices, default=ScheduledEventType.CAMPAIGN_EXECUTED_ON_CHANNEL
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["client__slug", "optimove_channel_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "optimove_channel_id"], name="channel_unique_per_client"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client.slug}/{self.optimove_channel_id} {self.name}"

@@ -1,0 +1,23 @@
+"""Every outbound HTTP call goes through a session that always sets a timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class TimeoutSession(requests.Session):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT_SECONDS, pool_maxsize: int = 20) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)

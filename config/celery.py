@@ -1,0 +1,11 @@
+"""The Celery application: JSON only, four queues, beat with the database scheduler."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+
+app = Celery("optimove_partner")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

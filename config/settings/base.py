@@ -1,0 +1,165 @@
+"""Settings shared by every environment, read once through django-environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+# `make run` writes the addresses of the private PostgreSQL and Redis it started here.
+env.read_env(str(VAR_DIR / "dev.env"), overwrite=False)
+
+# GENERAL
+# ------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-dev-key-change-me")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+TIME_ZONE = "UTC"
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+# The public address Optimove and providers reach us at; listener URLs are built from it.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# DATABASE (PostgreSQL only: the fast paths use COPY and SKIP LOCKED)
+# ------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/optimove_partner")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# APPS
+# ------------------------------------------------------------------------------
+DJANGO_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+]
+THIRD_PARTY_APPS = ["rest_framework", "django_celery_beat", "anymail"]
+LOCAL_APPS = ["apps.core", "apps.clients", "apps.optimove", "apps.sandbox"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "apps.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+# ENCRYPTION AT REST
+# ------------------------------------------------------------------------------
+# Fernet keys, newest first. Data encrypted with any of them is readable; new writes use the first.
+# `manage.py secrets_rotate` re-encrypts every stored secret with the newest key.
+FIELD_ENCRYPTION_KEYS: list[str] = env.list(
+    "FIELD_ENCRYPTION_KEYS",
+    # A fixed development key so `make run` works out of the box; production refuses it.
+    default=["2uBQXHbL5VZ5wSe7C4wLhv3s4ncvgoa5x8CAcNqXn_I="],
+)
+
+# CELERY
+# ------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=10 * 60)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_DEFAULT_QUEUE = "sends"
+CELERY_TASK_QUEUES = [Queue(name) for name in ("realtime", "audience", "sends", "reporting")]
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# OPTIMOVE
+# ------------------------------------------------------------------------------
+OPTIMOVE_TIMEOUT_SECONDS = env.float("OPTIMOVE_TIMEOUT_SECONDS", default=30.0)
+OPTIMOVE_MAX_RETRIES = env.int("OPTIMOVE_MAX_RETRIES", default=5)
+OPTIMOVE_BACKOFF_BASE_SECONDS = env.float("OPTIMOVE_BACKOFF_BASE_SECONDS", default=1.0)
+OPTIMOVE_BACKOFF_MAX_SECONDS = env.float("OPTIMOVE_BACKOFF_MAX_SECONDS", default=60.0)
+# Optimove allows 50 requests per 10 seconds per API key.
+OPTIMOVE_RATE_LIMIT_REQUESTS = env.int("OPTIMOVE_RATE_LIMIT_REQUESTS", default=50)
+OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS = env.float("OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS", default=10.0)
+OPTIMOVE_PAGE_SIZE = env.int("OPTIMOVE_PAGE_SIZE", default=10_000)
+OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE = env.int("OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE", default=1_000)
+
+# SANDBOX (the local stand-in for Optimove; off in production)
+# ------------------------------------------------------------------------------
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
+
+# LOGGING: JSON lines with the request or task id; secrets and tokens redacted.
+# ------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "apps.core.logging.ContextFilter"},
+        "redact": {"()": "apps.core.logging.RedactingFilter"},
+    },
+    "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context", "redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's own access line carries the query string: send it through the redacting handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "celery": {"level": LOG_LEVEL},
+    },
+}
