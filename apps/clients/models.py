@@ -73,7 +73,12 @@ class Channel(TimestampedModel):
         max_length=64,
         help_text="Provider backend name, e.g. smtp, anymail:sendgrid, twilio, fcm, webhook, console.",
     )
-    provider_settings = EncryptedJSONField(blank=True, default=dict)
+    provider_options = models.JSONField(
+        blank=True, default=dict, help_text="Non-secret provider settings: host, sender, base URL..."
+    )
+    provider_secrets = EncryptedJSONField(
+        blank=True, default=dict, help_text="Passwords, tokens and keys; encrypted, never shown back."
+    )
     address_attribute = models.CharField(
         max_length=100,
         blank=True,
