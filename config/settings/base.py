@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -11,8 +12,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# `make run` writes the addresses of the private PostgreSQL and Redis it started here.
-env.read_env(str(VAR_DIR / "dev.env"), overwrite=False)
+if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".dev"):
+    # `make run` writes the addresses of the private PostgreSQL and Redis it started here.
+    env.read_env(str(VAR_DIR / "dev.env"), overwrite=False)
 
 # GENERAL
 # ------------------------------------------------------------------------------
@@ -93,11 +95,9 @@ REST_FRAMEWORK = {
 # ------------------------------------------------------------------------------
 # Fernet keys, newest first. Data encrypted with any of them is readable; new writes use the first.
 # `manage.py secrets_rotate` re-encrypts every stored secret with the newest key.
-FIELD_ENCRYPTION_KEYS: list[str] = env.list(
-    "FIELD_ENCRYPTION_KEYS",
-    # A fixed development key so `make run` works out of the box; production refuses it.
-    default=["2uBQXHbL5VZ5wSe7C4wLhv3s4ncvgoa5x8CAcNqXn_I="],
-)
+# A fixed development key so `make run` works out of the box; production refuses it.
+DEVELOPMENT_ENCRYPTION_KEY = "2uBQXHbL5VZ5wSe7C4wLhv3s4ncvgoa5x8CAcNqXn_I="
+FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[DEVELOPMENT_ENCRYPTION_KEY])
 
 # CELERY
 # ------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import FIELD_ENCRYPTION_KEYS as _DEV_KEYS
-from .base import env
+from .base import DEVELOPMENT_ENCRYPTION_KEY, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -16,7 +15,7 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL").rstrip("/")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-if not FIELD_ENCRYPTION_KEYS or set(FIELD_ENCRYPTION_KEYS) & set(_DEV_KEYS):
+if not FIELD_ENCRYPTION_KEYS or DEVELOPMENT_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set to keys of your own in production.")
 if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("insecure"):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a long random value in production.")
