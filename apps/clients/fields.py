@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
@@ -31,6 +31,11 @@ class EncryptedJSONField(models.TextField):
     """A JSON object stored as one Fernet token."""
 
     description = "JSON encrypted at rest"
+
+    if TYPE_CHECKING:
+        # A TextField in the database, a dict in Python: tell django-stubs the Python side.
+        _pyi_private_set_type: dict[str, Any]  # type: ignore[assignment]
+        _pyi_private_get_type: dict[str, Any]  # type: ignore[assignment]
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any] | None:
         if value is None:

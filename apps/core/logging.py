@@ -1,7 +1,7 @@
 """JSON log lines with the request or task id, with secrets and personal data redacted.
 
-Optimove sends no headers of ours, so the listener token travels in the URL; anything that logs a URL
-(our request log, a library's debug line) goes through `redact` before it is written.
+Optimove sends no headers of ours, so the listener token travels in the URL's query string; anything
+that logs a URL (our request log, a library's debug line) goes through `redact` before it is written.
 """
 
 from __future__ import annotations
@@ -18,16 +18,20 @@ _SECRET_QUERY = re.compile(
     r"(?i)\b(token|api[_-]?key|password|secret|authorization(?:-token)?|x-api-key|signature)"
     r"(\"?\s*[=:]\s*\"?)([^&\s\"',;}]+)"
 )
-_LISTENER_PATH = re.compile(r"(/optimove/listener/[^/\s]+/)([^/\s?]+)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w/-])\+?\d[\d\s().-]{7,}\d(?![\w/-])")
+# International numbers (+44 7700 900123), runs of 9 to 15 digits, and North American 555-123-4567;
+# not dates and times, whose short digit groups stay readable.
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d[\d\s().-]{6,}\d(?![\w-])"
+    r"|(?<![\w.-])\d{9,15}(?![\w.-])"
+    r"|(?<![\w.-])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?![\w.-])"
+)
 
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
     text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _LISTENER_PATH.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     text = _EMAIL.sub("[email]", text)
     return _PHONE.sub("[phone]", text)
 

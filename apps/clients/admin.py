@@ -1,0 +1,168 @@
+"""Clients and channels in the admin. Secrets are write-only (see forms.py) and never listed; each
+page says only whether a secret is set (provider secrets: their names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from apps.clients import services
+from apps.clients.admin_scoping import ClientScopedAdminMixin, ClientScopedInlineMixin
+from apps.clients.forms import ChannelAdminForm, ClientAdminForm
+from apps.clients.models import Channel, Client
+
+
+def _is_superuser(request: HttpRequest) -> bool:
+    return bool(getattr(request.user, "is_superuser", False))
+
+
+def _set_or_not(value: object) -> str:
+    return "set" if value else "not set"
+
+
+class ChannelInline(ClientScopedInlineMixin, admin.TabularInline):
+    """The client's channels at a glance; secrets are edited on the channel's own page."""
+
+    model = Channel
+    fields = ("optimove_channel_id", "name", "kind", "provider", "is_realtime", "is_active")
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Client)
+class ClientAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+    client_lookup = ""
+    form = ClientAdminForm
+    list_display = ("slug", "name", "optimove_base_url", "credentials", "channel_count", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("slug", "name")
+    filter_horizontal = ("admins",)
+    inlines = (ChannelInline,)
+    actions = ("regenerate_listener_token",)
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "is_active")}),
+        (
+            "Optimove",
+            {
+                "fields": (
+                    "optimove_base_url",
+                    "api_key_status",
+                    "new_optimove_api_key",
+                    "clear_optimove_api_key",
+                    "optimove_username",
+                    "password_status",
+                    "new_optimove_password",
+                    "clear_optimove_password",
+                    "listener_token_status",
+                ),
+                "description": "Give an API key, or a user name and password for the legacy login.",
+            },
+        ),
+        ("Access", {"fields": ("admins",)}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
+        return super().get_queryset(request).annotate(channel_total=Count("channels"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+        readonly = ["api_key_status", "password_status", "listener_token_status", "created_at", "updated_at"]
+        if obj is not None:
+            # The slug is in every listener URL registered with Optimove; changing it breaks them.
+            readonly.append("slug")
+        if not _is_superuser(request):
+            readonly.append("admins")
+        return readonly
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _is_superuser(request) and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_superuser(request) and super().has_delete_permission(request, obj)
+
+    @admin.display(description="credentials")
+    def credentials(self, client: Client) -> str:
+        if client.optimove_api_key:
+            return "API key"
+        if client.optimove_username and client.optimove_password:
+            return "user name and password"
+        return "missing"
+
+    @admin.display(description="channels", ordering="channel_total")
+    def channel_count(self, client: Client) -> int:
+        return int(getattr(client, "channel_total", 0))
+
+    @admin.display(description="Optimove API key")
+    def api_key_status(self, client: Client) -> str:
+        return _set_or_not(client.optimove_api_key)
+
+    @admin.display(description="Optimove password")
+    def password_status(self, client: Client) -> str:
+        return _set_or_not(client.optimove_password)
+
+    @admin.display(description="listener token")
+    def listener_token_status(self, client: Client) -> str:
+        if not client.pk:
+            return "made when the client is saved"
+        return (
+            f"{_set_or_not(client.listener_token)} (never shown; a superuser can regenerate it from the list)"
+        )
+
+    @admin.action(
+        description="Regenerate listener token (re-register the listeners afterwards)",
+        permissions=["regenerate_listener_token"],
+    )
+    def regenerate_listener_token(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        slugs = []
+        for client in queryset:
+            services.client_listener_token_regenerate(client=client)
+            slugs.append(client.slug)
+        self.message_user(
+            request,
+            f"New listener token for {', '.join(slugs)}. Listener URLs registered with the old token now "
+            "fail: register the event listeners with Optimove again.",
+            messages.WARNING,
+        )
+
+    def has_regenerate_listener_token_permission(self, request: HttpRequest) -> bool:
+        return _is_superuser(request)
+
+
+@admin.register(Channel)
+class ChannelAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+    client_lookup = "client"
+    form = ChannelAdminForm
+    list_display = ("optimove_channel_id", "name", "client", "kind", "provider", "is_realtime", "is_active")
+    list_display_links = ("optimove_channel_id", "name")
+    list_filter = ("kind", "is_realtime", "is_active", "client")
+    search_fields = ("name", "client__slug", "provider")
+    list_select_related = ("client",)
+    readonly_fields = ("provider_secrets_keys", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("client", "optimove_channel_id", "name", "kind", "is_active")}),
+        (
+            "Provider",
+            {
+                "fields": (
+                    "provider",
+                    "provider_options",
+                    "provider_secrets_keys",
+                    "provider_secrets_update",
+                    "clear_provider_secrets",
+                    "address_attribute",
+                    "rate_limit_per_second",
+                )
+            },
+        ),
+        ("Optimove events", {"fields": ("is_realtime", "scheduled_event_type")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="stored provider secrets")
+    def provider_secrets_keys(self, channel: Channel) -> str:
+        # Names only: which secrets exist, never what they are.
+        keys = sorted(channel.provider_secrets or {})
+        return ", ".join(keys) if keys else "none"

@@ -1,0 +1,485 @@
+"""Reading and validating a client file (`manage.py client_apply`), before anything is written.
+
+One client per file, YAML or JSON. The top level is a strict mapping: every section is declared in
+`CLIENT_SECTIONS`, so a later section (templates) is one more entry there plus its own parser, and a
+key nobody declared is an error rather than something silently ignored.
+
+Secrets (`optimove.api_key`, `optimove.password`, the values of `provider_secrets`) may be literal or
+`env:NAME`, read from the environment when the file is applied. A secret that is absent keeps the
+stored value, `null` clears it. Nothing here ever puts a secret's value into an error message.
+
+Every problem is reported with its path (`channels[1].kind: ...`) and all of them are reported at once,
+so a file is fixed in one round.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_slug
+
+from apps.clients.models import ChannelKind, ScheduledEventType
+
+T = TypeVar("T")
+
+
+class Keep(enum.Enum):
+    """A secret the file does not mention: the stored value stays."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+# str sets the secret, None clears it, KEEP leaves it as stored.
+SecretUpdate = str | None | Literal[Keep.KEEP]
+
+
+class ClientFileError(ValueError):
+    """A client file that cannot be applied. `errors` holds one `path: problem` line per problem."""
+
+    def __init__(self, errors: list[str] | tuple[str, ...]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    channel_id: int
+    name: str
+    kind: str
+    provider: str
+    provider_options: Mapping[str, Any]
+    # Per key: str sets it, None removes it; keys not listed keep their stored values.
+    provider_secrets: Mapping[str, str | None] = field(repr=False)
+    address_attribute: str
+    rate_limit_per_second: int | None
+    is_realtime: bool
+    scheduled_event_type: int
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    slug: str
+    name: str
+    is_active: bool
+    optimove_base_url: str
+    optimove_username: str
+    optimove_api_key: SecretUpdate = field(repr=False)
+    optimove_password: SecretUpdate = field(repr=False)
+    channels: tuple[ChannelSpec, ...]
+
+
+KINDS = tuple(choice.value for choice in ChannelKind)
+SCHEDULED_EVENT_TYPES = tuple(int(choice.value) for choice in ScheduledEventType)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROVIDER = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+_ADDRESS_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.\-]*$")
+_MAX_INT = 2_147_483_647  # PostgreSQL integer
+
+
+def load_document(*, text: str, filename: str = "") -> Mapping[str, Any]:
+    """Parses a client file by its extension (.json, .yaml/.yml); any other name tries JSON, then YAML."""
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".json":
+        document = _parse_json(text)
+    elif suffix in (".yaml", ".yml"):
+        document = _parse_yaml(text)
+    else:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = _parse_yaml(text)
+    if not isinstance(document, Mapping):
+        raise ClientFileError([f"(top level): expected a mapping of keys, got {_type_name(document)}"])
+    return document
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The decoder's message says where, never what: no secret can leak through it.
+        raise ClientFileError(
+            [f"(file): not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]
+        ) from None
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" (line {mark.line + 1}, column {mark.column + 1})"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        # `problem` is the parser's description ("could not find expected ':'"), not the offending text.
+        raise ClientFileError([f"(file): not valid YAML: {problem}{where}"]) from None
+
+
+def parse_client_document(
+    *, document: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> ClientSpec:
+    """Validates a parsed client file and resolves its `env:` secrets; raises ClientFileError."""
+    reader = _Reader(os.environ if environ is None else environ)
+    spec = reader.client(document)
+    if reader.errors or spec is None:
+        raise ClientFileError(reader.errors or ["(top level): invalid"])
+    return spec
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Walks a document, collecting `path: problem` lines instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.errors: list[str] = []
+
+    def error(self, path: str, problem: str) -> None:
+        self.errors.append(f"{path}: {problem}")
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    def mapping(
+        self, value: Any, path: str, *, required: tuple[str, ...], optional: tuple[str, ...]
+    ) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected a mapping, got {_type_name(value)}")
+            return None
+        known = required + optional
+        prefix = f"{path}." if path != "(top level)" else ""
+        for key in value:
+            if key not in known:
+                self.error(f"{prefix}{key}", f"unknown key (expected one of {', '.join(known)})")
+        for key in required:
+            if key not in value:
+                self.error(f"{prefix}{key}", "required")
+        return value
+
+    def string(self, value: Any, path: str, *, max_length: int, allow_empty: bool = False) -> str | None:
+        if not isinstance(value, str):
+            self.error(path, f"expected a string, got {_type_name(value)}")
+            return None
+        if not value.strip() and not allow_empty:
+            self.error(path, "must not be empty")
+            return None
+        if len(value) > max_length:
+            self.error(path, f"longer than {max_length} characters")
+            return None
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(path, f"expected true or false, got {_type_name(value)}")
+            return None
+        return value
+
+    def integer(self, value: Any, path: str, *, minimum: int) -> int | None:
+        # bool is an int in Python; `true` as a ChannelID is a mistake, not 1.
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.error(path, f"expected an integer, got {_type_name(value)}")
+            return None
+        if not minimum <= value <= _MAX_INT:
+            self.error(path, f"{value} is out of range ({minimum} to {_MAX_INT})")
+            return None
+        return value
+
+    def secret(self, value: Any, path: str) -> str | None:
+        """A literal secret or `env:NAME`. Errors name the variable, never a value."""
+        if not isinstance(value, str):
+            self.error(path, f"expected a string or env:NAME, got {_type_name(value)}")
+            return None
+        if value.startswith("env:"):
+            name = value[4:]
+            if not _ENV_NAME.match(name):
+                self.error(path, f"{name!r} is not a valid environment variable name")
+                return None
+            resolved = self.environ.get(name)
+            if resolved is None:
+                self.error(path, f"environment variable {name} is not set")
+                return None
+            if not resolved:
+                self.error(path, f"environment variable {name} is empty")
+                return None
+            return resolved
+        if not value:
+            self.error(path, "must not be empty (use null to clear the stored value)")
+            return None
+        return value
+
+    def optional(
+        self, container: Mapping[str, Any], key: str, default: T, read: Callable[[Any], T | None]
+    ) -> T:
+        """Reads `key` when present; an absent key takes `default`. A bad value yields the default
+        (an error is recorded, so nothing is applied)."""
+        if key not in container:
+            return default
+        result = read(container[key])
+        return default if result is None else result
+
+    # -- sections -------------------------------------------------------------------------------
+
+    def client(self, document: Mapping[str, Any]) -> ClientSpec | None:
+        top = self.mapping(
+            document, "(top level)", required=CLIENT_REQUIRED_SECTIONS, optional=CLIENT_OPTIONAL_SECTIONS
+        )
+        if top is None:
+            return None
+        slug = self._slug(top["slug"]) if "slug" in top else None
+        name = self.string(top["name"], "name", max_length=200) if "name" in top else None
+        is_active = self.optional(top, "active", True, lambda v: self.boolean(v, "active"))
+        optimove = self._optimove(top["optimove"]) if "optimove" in top else None
+        channels = self._channels(top["channels"]) if "channels" in top else ()
+        if slug is None or name is None or optimove is None:
+            return None
+        base_url, username, api_key, password = optimove
+        return ClientSpec(
+            slug=slug,
+            name=name,
+            is_active=is_active,
+            optimove_base_url=base_url,
+            optimove_username=username,
+            optimove_api_key=api_key,
+            optimove_password=password,
+            channels=channels,
+        )
+
+    def _slug(self, value: Any) -> str | None:
+        slug = self.string(value, "slug", max_length=64)
+        if slug is None:
+            return None
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            self.error("slug", f"{slug!r} is not a slug (letters, digits, - and _ only)")
+            return None
+        return slug
+
+    def _optimove(self, value: Any) -> tuple[str, str, SecretUpdate, SecretUpdate] | None:
+        section = self.mapping(
+            value, "optimove", required=("base_url",), optional=("api_key", "username", "password")
+        )
+        if section is None:
+            return None
+        base_url = self._url(section["base_url"], "optimove.base_url") if "base_url" in section else None
+        username = self.optional(
+            section, "username", "", lambda v: self.string(v, "optimove.username", max_length=200)
+        )
+        api_key = self._secret_update(section, "api_key", "optimove.api_key")
+        password = self._secret_update(section, "password", "optimove.password")
+        if isinstance(api_key, str) and isinstance(password, str):
+            self.error("optimove", "give api_key or username and password, not both")
+        if isinstance(password, str) and not username:
+            self.error("optimove.username", "required when optimove.password is given")
+        if base_url is None:
+            return None
+        return base_url, username, api_key, password
+
+    def _secret_update(self, section: Mapping[str, Any], key: str, path: str) -> SecretUpdate:
+        if key not in section:
+            return KEEP
+        if section[key] is None:
+            return None
+        resolved = self.secret(section[key], path)
+        # An invalid secret is recorded as an error; KEEP here only keeps the types simple.
+        return KEEP if resolved is None else resolved
+
+    def _url(self, value: Any, path: str) -> str | None:
+        url = self.string(value, path, max_length=300)
+        if url is None:
+            return None
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError:
+            self.error(path, f"{url!r} is not an http(s) URL")
+            return None
+        return url
+
+    def _channels(self, value: Any) -> tuple[ChannelSpec, ...]:
+        # `channels:` left empty is refused rather than read as "no channels": with --prune that
+        # would delete every channel. An intended empty list is written `channels: []`.
+        if not isinstance(value, list):
+            self.error("channels", f"expected a list, got {_type_name(value)}")
+            return ()
+        channels: list[ChannelSpec] = []
+        seen: dict[int, int] = {}
+        for index, item in enumerate(value):
+            path = f"channels[{index}]"
+            channel = self._channel(item, path)
+            if channel is None:
+                continue
+            if channel.channel_id in seen:
+                self.error(
+                    f"{path}.channel_id",
+                    f"{channel.channel_id} is already used by channels[{seen[channel.channel_id]}]",
+                )
+                continue
+            seen[channel.channel_id] = index
+            channels.append(channel)
+        return tuple(channels)
+
+    def _channel(self, value: Any, path: str) -> ChannelSpec | None:
+        item = self.mapping(
+            value,
+            path,
+            required=("channel_id", "name", "kind", "provider"),
+            optional=(
+                "provider_options",
+                "provider_secrets",
+                "address_attribute",
+                "rate_limit_per_second",
+                "realtime",
+                "scheduled_event_type",
+                "active",
+            ),
+        )
+        if item is None:
+            return None
+        errors_before = len(self.errors)
+        channel_id = (
+            self.integer(item["channel_id"], f"{path}.channel_id", minimum=1)
+            if "channel_id" in item
+            else None
+        )
+        name = self.string(item["name"], f"{path}.name", max_length=200) if "name" in item else None
+        kind = self._choice(item["kind"], f"{path}.kind", KINDS) if "kind" in item else None
+        provider = self._provider(item["provider"], f"{path}.provider") if "provider" in item else None
+        options: dict[str, Any] = self.optional(
+            item, "provider_options", {}, lambda v: self._json_object(v, f"{path}.provider_options")
+        )
+        secrets: dict[str, str | None] = self.optional(
+            item, "provider_secrets", {}, lambda v: self._provider_secrets(v, f"{path}.provider_secrets")
+        )
+        address_attribute = self.optional(
+            item, "address_attribute", "", lambda v: self._address_attribute(v, f"{path}.address_attribute")
+        )
+        rate_limit: int | None = None
+        if item.get("rate_limit_per_second") is not None:
+            rate_limit = self.integer(
+                item["rate_limit_per_second"], f"{path}.rate_limit_per_second", minimum=1
+            )
+        realtime = self.optional(item, "realtime", False, lambda v: self.boolean(v, f"{path}.realtime"))
+        event_type = self.optional(
+            item,
+            "scheduled_event_type",
+            int(ScheduledEventType.CAMPAIGN_EXECUTED_ON_CHANNEL),
+            lambda v: self._event_type(v, f"{path}.scheduled_event_type"),
+        )
+        is_active = self.optional(item, "active", True, lambda v: self.boolean(v, f"{path}.active"))
+        if len(self.errors) > errors_before or channel_id is None or name is None or kind is None:
+            return None
+        if provider is None:
+            return None
+        return ChannelSpec(
+            channel_id=channel_id,
+            name=name,
+            kind=kind,
+            provider=provider,
+            provider_options=options,
+            provider_secrets=secrets,
+            address_attribute=address_attribute,
+            rate_limit_per_second=rate_limit,
+            is_realtime=realtime,
+            scheduled_event_type=event_type,
+            is_active=is_active,
+        )
+
+    def _choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str | None:
+        if not isinstance(value, str) or value not in choices:
+            shown = repr(value) if isinstance(value, str | int | float | bool) else _type_name(value)
+            self.error(path, f"{shown} is not one of {', '.join(choices)}")
+            return None
+        return value
+
+    def _event_type(self, value: Any, path: str) -> int | None:
+        if isinstance(value, bool) or value not in SCHEDULED_EVENT_TYPES:
+            shown = repr(value) if isinstance(value, str | int | float | bool) else _type_name(value)
+            self.error(path, f"{shown} is not one of {', '.join(map(str, SCHEDULED_EVENT_TYPES))}")
+            return None
+        return int(value)
+
+    def _provider(self, value: Any, path: str) -> str | None:
+        provider = self.string(value, path, max_length=64)
+        if provider is not None and not _PROVIDER.match(provider):
+            self.error(path, f"{provider!r} may hold letters, digits, _ . : and - only")
+            return None
+        return provider
+
+    def _address_attribute(self, value: Any, path: str) -> str | None:
+        attribute = self.string(value, path, max_length=100, allow_empty=True)
+        if attribute is not None and not _ADDRESS_ATTRIBUTE.match(attribute):
+            self.error(path, f"{attribute!r} may hold letters, digits, _ . and - only")
+            return None
+        return attribute
+
+    def _json_object(self, value: Any, path: str) -> dict[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected a mapping, got {_type_name(value)}")
+            return None
+        errors_before = len(self.errors)
+        self._check_json(value, path)
+        return dict(value) if len(self.errors) == errors_before else None
+
+    def _check_json(self, value: Any, path: str) -> None:
+        # YAML turns 2024-05-01 into a date and allows non-string keys; the column holds JSON only.
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                if not isinstance(key, str):
+                    self.error(path, f"key {key!r} must be a string")
+                    continue
+                self._check_json(inner, f"{path}.{key}")
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                self._check_json(inner, f"{path}[{index}]")
+        elif not isinstance(value, str | int | float | bool) and value is not None:
+            self.error(path, f"{_type_name(value)} is not a JSON value (quote it)")
+
+    def _provider_secrets(self, value: Any, path: str) -> dict[str, str | None] | None:
+        if not isinstance(value, Mapping):
+            self.error(path, f"expected a mapping, got {_type_name(value)}")
+            return None
+        secrets: dict[str, str | None] = {}
+        ok = True
+        for key, raw in value.items():
+            if not isinstance(key, str) or not key:
+                self.error(path, f"key {key!r} must be a non-empty string")
+                ok = False
+                continue
+            if raw is None:
+                secrets[key] = None
+                continue
+            resolved = self.secret(raw, f"{path}.{key}")
+            if resolved is None:
+                ok = False
+                continue
+            secrets[key] = resolved
+        return secrets if ok else None
+
+
+# The top-level sections of a client file. A new section (templates) is added here and read by its
+# own method; the strict check above then accepts it and still rejects anything undeclared.
+CLIENT_REQUIRED_SECTIONS: tuple[str, ...] = ("slug", "name", "optimove")
+CLIENT_OPTIONAL_SECTIONS: tuple[str, ...] = ("active", "channels")

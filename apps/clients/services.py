@@ -1,0 +1,471 @@
+"""Writes to clients and channels: applying a client file, exporting one, the listener token, and
+re-encrypting every stored secret under the newest key."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, TextField, Value
+from django.db.models.deletion import ProtectedError, RestrictedError
+from django.db.models.functions import Cast
+
+from apps.clients import crypto
+from apps.clients.apply_schema import (
+    KEEP,
+    ChannelSpec,
+    ClientFileError,
+    ClientSpec,
+    SecretUpdate,
+    parse_client_document,
+)
+from apps.clients.fields import EncryptedJSONField, EncryptedTextField
+from apps.clients.models import Channel, Client, new_listener_token
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------------
+# client_apply
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field, already safe to print: secrets say only set/changed/removed."""
+
+    field: str
+    summary: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.summary}"
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    label: str  # `client acme`, `channel 504 "Email"`
+    action: Literal["created", "updated", "deleted", "kept"]
+    fields: tuple[FieldChange, ...] = ()
+
+    def lines(self) -> list[str]:
+        if self.action == "kept":
+            return [f"{self.label}: not in the file, kept (--prune deletes it)"]
+        return [f"{self.label}: {self.action}", *(f"  {change}" for change in self.fields)]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    slug: str
+    created: bool
+    dry_run: bool
+    objects: tuple[ObjectChange, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(obj.action != "kept" for obj in self.objects)
+
+    def lines(self) -> list[str]:
+        lines = [line for obj in self.objects if obj.action != "kept" for line in obj.lines()]
+        if not lines:
+            lines = [f"client {self.slug}: no changes"]
+        lines += [line for obj in self.objects if obj.action == "kept" for line in obj.lines()]
+        lines += [f"warning: {warning}" for warning in self.warnings]
+        if self.dry_run:
+            lines.append("dry run: nothing was saved")
+        return lines
+
+
+def _show(value: Any) -> str:
+    """A value as the file would write it (JSON spelling: "text", true, null, {"a": 1})."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _same_secret(stored: str, new: str) -> bool:
+    return hmac.compare_digest(stored.encode("utf-8"), new.encode("utf-8"))
+
+
+# (file name, model attribute) of every non-secret field, in the file's order.
+_CLIENT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("name", "name"),
+    ("active", "is_active"),
+    ("optimove.base_url", "optimove_base_url"),
+    ("optimove.username", "optimove_username"),
+)
+_CLIENT_SECRETS: tuple[tuple[str, str], ...] = (
+    ("optimove.api_key", "optimove_api_key"),
+    ("optimove.password", "optimove_password"),
+)
+_CHANNEL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("name", "name"),
+    ("kind", "kind"),
+    ("provider", "provider"),
+    ("provider_options", "provider_options"),
+    ("address_attribute", "address_attribute"),
+    ("rate_limit_per_second", "rate_limit_per_second"),
+    ("realtime", "is_realtime"),
+    ("scheduled_event_type", "scheduled_event_type"),
+    ("active", "is_active"),
+)
+
+
+def client_apply(*, document: Mapping[str, Any], prune: bool = False, dry_run: bool = False) -> ApplyResult:
+    """Makes the database match a client file (see `apply_schema` for the format).
+
+    Everything is validated before the first write and the whole apply is one transaction. Only
+    fields whose values differ are written, so applying the same file twice writes nothing the second
+    time. Secrets absent from the file keep their stored values; channels absent from the file are
+    kept unless `prune`. With `dry_run` the changes are computed, reported and rolled back.
+    Raises ClientFileError for a file that cannot be applied.
+    """
+    spec = parse_client_document(document=document)
+    try:
+        result = _client_apply(spec, prune=prune, dry_run=dry_run)
+    except IntegrityError as exc:
+        # A unique violation after validation means a concurrent apply created the same client or
+        # channel first; anything else is a bug to see in full.
+        if getattr(exc.__cause__, "sqlstate", None) != "23505":
+            raise
+        raise ClientFileError(
+            [f"slug: client {spec.slug!r} was changed by someone else at the same moment; apply again"]
+        ) from None
+    # Field names only: values (and certainly secrets) stay out of the logs.
+    logger.info(
+        "client_apply %s: %s",
+        spec.slug,
+        "; ".join(
+            f"{obj.label} {obj.action}"
+            + (f" ({', '.join(c.field for c in obj.fields)})" if obj.fields else "")
+            for obj in result.objects
+        )
+        or "no changes",
+        extra={"client": spec.slug, "dry_run": dry_run},
+    )
+    return result
+
+
+def _client_apply(spec: ClientSpec, *, prune: bool, dry_run: bool) -> ApplyResult:
+    with transaction.atomic():
+        client = Client.objects.select_for_update().filter(slug=spec.slug).first()
+        objects: list[ObjectChange] = []
+        change: ObjectChange | None
+        created = client is None
+        if client is None:
+            client, change = _client_create(spec)
+            existing: dict[int, Channel] = {}
+        else:
+            change = _client_update(client, spec)
+            existing = {
+                channel.optimove_channel_id: channel
+                for channel in Channel.objects.select_for_update().filter(client=client)
+            }
+        if change is not None:
+            objects.append(change)
+        for channel_spec in spec.channels:
+            channel = existing.pop(channel_spec.channel_id, None)
+            if channel is None:
+                objects.append(_channel_create(client, channel_spec))
+            else:
+                channel_change = _channel_update(channel, channel_spec)
+                if channel_change is not None:
+                    objects.append(channel_change)
+        for channel in sorted(existing.values(), key=lambda c: c.optimove_channel_id):
+            label = _channel_label(channel.optimove_channel_id, channel.name)
+            if prune:
+                _channel_delete(channel, label)
+                objects.append(ObjectChange(label, "deleted"))
+            else:
+                objects.append(ObjectChange(label, "kept"))
+        warnings: list[str] = []
+        if not client.optimove_api_key and not client.optimove_password:
+            warnings.append(
+                f"client {spec.slug} has no Optimove credentials: set optimove.api_key "
+                "(or optimove.username and optimove.password)"
+            )
+        elif client.optimove_password and not client.optimove_api_key and not client.optimove_username:
+            warnings.append(f"client {spec.slug} has a stored password but no optimove.username")
+        result = ApplyResult(
+            slug=spec.slug, created=created, dry_run=dry_run, objects=tuple(objects), warnings=tuple(warnings)
+        )
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+def _client_create(spec: ClientSpec) -> tuple[Client, ObjectChange]:
+    client = Client(
+        slug=spec.slug,
+        name=spec.name,
+        is_active=spec.is_active,
+        optimove_base_url=spec.optimove_base_url,
+        optimove_username=spec.optimove_username,
+        optimove_api_key=spec.optimove_api_key if isinstance(spec.optimove_api_key, str) else "",
+        optimove_password=spec.optimove_password if isinstance(spec.optimove_password, str) else "",
+    )
+    client.save()
+    fields = [FieldChange(name, _show(getattr(client, attr))) for name, attr in _CLIENT_FIELDS]
+    fields += [
+        FieldChange(name, "set") for name, attr in _CLIENT_SECRETS if isinstance(getattr(spec, attr), str)
+    ]
+    return client, ObjectChange(f"client {spec.slug}", "created", tuple(fields))
+
+
+def _client_update(client: Client, spec: ClientSpec) -> ObjectChange | None:
+    changes: list[FieldChange] = []
+    update_fields: list[str] = []
+    for name, attr in _CLIENT_FIELDS:
+        old, new = getattr(client, attr), getattr(spec, attr)
+        if old != new:
+            changes.append(FieldChange(name, f"{_show(old)} -> {_show(new)}"))
+            setattr(client, attr, new)
+            update_fields.append(attr)
+    for name, attr in _CLIENT_SECRETS:
+        summary = _secret_change(getattr(client, attr), getattr(spec, attr))
+        if summary is not None:
+            changes.append(FieldChange(name, summary))
+            setattr(client, attr, getattr(spec, attr) or "")
+            update_fields.append(attr)
+    if not update_fields:
+        return None
+    client.save(update_fields=[*update_fields, "updated_at"])
+    return ObjectChange(f"client {client.slug}", "updated", tuple(changes))
+
+
+def _secret_change(stored: str, update: SecretUpdate) -> str | None:
+    """How a stored secret changes (`set`, `changed`, `removed`), or None when it stays."""
+    if update is KEEP:
+        return None
+    if update is None:
+        return "removed" if stored else None
+    if not stored:
+        return "set"
+    return None if _same_secret(stored, update) else "changed"
+
+
+def _channel_label(channel_id: int, name: str) -> str:
+    return f"channel {channel_id} {_show(name)}"
+
+
+def _channel_create(client: Client, spec: ChannelSpec) -> ObjectChange:
+    secrets = {key: value for key, value in spec.provider_secrets.items() if value is not None}
+    channel = Channel(
+        client=client,
+        optimove_channel_id=spec.channel_id,
+        name=spec.name,
+        kind=spec.kind,
+        provider=spec.provider,
+        provider_options=dict(spec.provider_options),
+        provider_secrets=secrets,
+        address_attribute=spec.address_attribute,
+        rate_limit_per_second=spec.rate_limit_per_second,
+        is_realtime=spec.is_realtime,
+        scheduled_event_type=spec.scheduled_event_type,
+        is_active=spec.is_active,
+    )
+    channel.save()
+    fields = [FieldChange(name, _show(getattr(channel, attr))) for name, attr in _CHANNEL_FIELDS]
+    fields += [FieldChange(f"provider_secrets.{key}", "set") for key in sorted(secrets)]
+    return ObjectChange(_channel_label(spec.channel_id, spec.name), "created", tuple(fields))
+
+
+def _channel_update(channel: Channel, spec: ChannelSpec) -> ObjectChange | None:
+    label = _channel_label(spec.channel_id, channel.name)
+    changes: list[FieldChange] = []
+    update_fields: list[str] = []
+    for name, attr in _CHANNEL_FIELDS:
+        old = getattr(channel, attr)
+        new = dict(spec.provider_options) if attr == "provider_options" else getattr(spec, attr)
+        if old != new:
+            changes.append(FieldChange(name, f"{_show(old)} -> {_show(new)}"))
+            setattr(channel, attr, new)
+            update_fields.append(attr)
+    stored: dict[str, str] = dict(channel.provider_secrets or {})
+    merged = dict(stored)
+    for key, value in sorted(spec.provider_secrets.items()):
+        if value is None:
+            if key in merged:
+                del merged[key]
+                changes.append(FieldChange(f"provider_secrets.{key}", "removed"))
+            continue
+        summary = _secret_change(stored.get(key, ""), value)
+        if summary is not None:
+            merged[key] = value
+            changes.append(FieldChange(f"provider_secrets.{key}", summary))
+    if merged != stored:
+        channel.provider_secrets = merged
+        update_fields.append("provider_secrets")
+    if not update_fields:
+        return None
+    channel.save(update_fields=[*update_fields, "updated_at"])
+    return ObjectChange(label, "updated", tuple(changes))
+
+
+def _channel_delete(channel: Channel, label: str) -> None:
+    try:
+        channel.delete()
+        return
+    except ProtectedError as exc:
+        blocking = exc.protected_objects
+    except RestrictedError as exc:
+        blocking = exc.restricted_objects
+    kinds = sorted({str(obj._meta.verbose_name_plural) for obj in blocking})
+    raise ClientFileError(
+        [f"channels: {label} cannot be deleted by --prune: it still has {', '.join(kinds)}"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# client_export
+# ---------------------------------------------------------------------------------------------------
+
+
+def client_export(*, client: Client) -> dict[str, Any]:
+    """The client as a client file, without any secret: applying it changes nothing."""
+    optimove: dict[str, Any] = {"base_url": client.optimove_base_url}
+    if client.optimove_username:
+        optimove["username"] = client.optimove_username
+    channels = [
+        {
+            "channel_id": channel.optimove_channel_id,
+            "name": channel.name,
+            "kind": channel.kind,
+            "provider": channel.provider,
+            "provider_options": channel.provider_options or {},
+            "address_attribute": channel.address_attribute,
+            "rate_limit_per_second": channel.rate_limit_per_second,
+            "realtime": channel.is_realtime,
+            "scheduled_event_type": channel.scheduled_event_type,
+            "active": channel.is_active,
+        }
+        for channel in Channel.objects.filter(client=client).order_by("optimove_channel_id")
+    ]
+    return {
+        "slug": client.slug,
+        "name": client.name,
+        "active": client.is_active,
+        "optimove": optimove,
+        "channels": channels,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# listener token
+# ---------------------------------------------------------------------------------------------------
+
+
+def client_listener_token_regenerate(*, client: Client) -> None:
+    """Gives the client a new listener token; URLs registered with the old one stop working."""
+    client.listener_token = new_listener_token()
+    client.save(update_fields=["listener_token", "updated_at"])
+    logger.info("listener token regenerated for client %s", client.slug, extra={"client": client.slug})
+
+
+# ---------------------------------------------------------------------------------------------------
+# secrets_rotate
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    model: str  # app_label.ModelName
+    fields: tuple[str, ...]
+    rows: int
+    rotated: int  # values re-encrypted with the newest key
+    current: int  # values already under the newest key, left alone
+    unreadable: tuple[str, ...]  # `pk=3 optimove_api_key`: no configured key opens them
+
+    def __str__(self) -> str:
+        line = (
+            f"{self.model} ({', '.join(self.fields)}): {self.rows} rows, {self.rotated} values re-encrypted, "
+            f"{self.current} already current"
+        )
+        if self.unreadable:
+            line += f", {len(self.unreadable)} unreadable ({'; '.join(self.unreadable)})"
+        return line
+
+
+def encrypted_fields() -> Iterator[tuple[type[models.Model], list[models.Field[Any, Any]]]]:
+    """Every installed model with encrypted columns in its own table, and those fields."""
+    for model in django_apps.get_models():
+        if model._meta.proxy:
+            continue
+        found: list[models.Field[Any, Any]] = [
+            f
+            for f in model._meta.local_concrete_fields
+            if isinstance(f, EncryptedTextField | EncryptedJSONField)
+        ]
+        if found:
+            yield model, found
+
+
+def secrets_rotate(*, batch_size: int = 500) -> list[RotationReport]:
+    """Re-encrypts every stored secret with the newest key in FIELD_ENCRYPTION_KEYS.
+
+    Values already under the newest key are not rewritten, so running it twice is harmless and the
+    second run reports nothing re-encrypted. Each batch is one transaction that locks its rows, so a
+    concurrent save is neither lost nor overwritten with an older value. `updated_at` is not touched:
+    the data did not change.
+    """
+    newest = Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode())
+    every_key = crypto.fernet()
+    reports: list[RotationReport] = []
+    for model, fields in encrypted_fields():
+        manager = model._base_manager
+        aliases = {f"rotate_raw_{i}": f for i, f in enumerate(fields)}
+        # Cast to plain text so the stored token is read as is, not decrypted by the field.
+        raw = {alias: Cast(F(f.attname), output_field=TextField()) for alias, f in aliases.items()}
+        rows = rotated = current = 0
+        unreadable: list[str] = []
+        last_pk: Any = None
+        while True:
+            with transaction.atomic():
+                queryset = manager.order_by("pk")
+                if last_pk is not None:
+                    queryset = queryset.filter(pk__gt=last_pk)
+                batch = list(
+                    queryset.select_for_update().annotate(**raw).values_list("pk", *aliases)[:batch_size]
+                )
+                for pk, *tokens in batch:
+                    updates: dict[str, Value] = {}
+                    for (_alias, f), token in zip(aliases.items(), tokens, strict=True):
+                        if not token:
+                            continue
+                        try:
+                            newest.decrypt(token.encode("ascii"))
+                            current += 1
+                            continue
+                        except InvalidToken:
+                            pass
+                        try:
+                            fresh = every_key.rotate(token.encode("ascii")).decode("ascii")
+                        except InvalidToken:
+                            unreadable.append(f"pk={pk} {f.name}")
+                            continue
+                        # A Value with a plain TextField output is written as is, not encrypted again.
+                        updates[f.attname] = Value(fresh, output_field=TextField())
+                    if updates:
+                        manager.filter(pk=pk).update(**updates)
+                        rotated += len(updates)
+            rows += len(batch)
+            if len(batch) < batch_size:
+                break
+            last_pk = batch[-1][0]
+        report = RotationReport(
+            model=model._meta.label,
+            fields=tuple(f.name for f in fields),
+            rows=rows,
+            rotated=rotated,
+            current=current,
+            unreadable=tuple(unreadable),
+        )
+        logger.info("secrets_rotate: %s", report)
+        reports.append(report)
+    return reports
