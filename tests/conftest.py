@@ -184,3 +184,32 @@ def web_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[...,
     yield start
     for server in started:
         server.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def celery_beat(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
+    """Starts a real `celery beat` with the database scheduler (the dispatcher and the sweeper)."""
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> ManagedProcess:
+        beat = _spawn(
+            "beat",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(tmp_path / "beat-schedule"),
+            ],
+            subprocess_env(**env),
+            tmp_path,
+        )
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        beat.kill(signal.SIGTERM)

@@ -51,7 +51,14 @@ DJANGO_APPS = [
     "django.contrib.admin",
 ]
 THIRD_PARTY_APPS = ["rest_framework", "django_celery_beat", "anymail"]
-LOCAL_APPS = ["apps.core", "apps.clients", "apps.optimove", "apps.sandbox"]
+LOCAL_APPS = [
+    "apps.core",
+    "apps.clients",
+    "apps.optimove",
+    "apps.sandbox",
+    "apps.channels",
+    "apps.message_templates",
+]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -133,9 +140,67 @@ OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS = env.float("OPTIMOVE_RATE_LIMIT_WINDOW_SECON
 OPTIMOVE_PAGE_SIZE = env.int("OPTIMOVE_PAGE_SIZE", default=10_000)
 OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE = env.int("OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE", default=1_000)
 
+# CAMPAIGNS: paging, dispatching and sending
+# ------------------------------------------------------------------------------
+# Messages released per send task, and per provider call inside it.
+SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=500)
+SEND_CHUNK_SIZE = env.int("SEND_CHUNK_SIZE", default=100)
+# The dispatcher releases due messages every few seconds, keeping at most this many batches waiting in
+# the sends queue so a new campaign's batches are never behind a long backlog of another's.
+DISPATCH_INTERVAL_SECONDS = env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)
+DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=16)
+SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=15.0)
+# A batch released but not picked up, or claimed but not finished, within these is put back in motion.
+MESSAGE_QUEUED_TIMEOUT_SECONDS = env.int("MESSAGE_QUEUED_TIMEOUT_SECONDS", default=600)
+MESSAGE_SENDING_TIMEOUT_SECONDS = env.int("MESSAGE_SENDING_TIMEOUT_SECONDS", default=300)
+PAGING_STALL_SECONDS = env.int("PAGING_STALL_SECONDS", default=120)
+PAGING_MAX_ATTEMPTS = env.int("PAGING_MAX_ATTEMPTS", default=8)
+# Provider errors that can heal are retried with exponential backoff, then the message fails.
+MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=6)
+MESSAGE_RETRY_BASE_SECONDS = env.float("MESSAGE_RETRY_BASE_SECONDS", default=30.0)
+MESSAGE_RETRY_MAX_SECONDS = env.float("MESSAGE_RETRY_MAX_SECONDS", default=3600.0)
+# After downtime, messages later than this (per channel, or this default) are skipped, not sent.
+MESSAGE_MAX_LATENESS_SECONDS = env.int("MESSAGE_MAX_LATENESS_SECONDS", default=6 * 3600)
+
+CELERY_BEAT_SCHEDULE = {
+    "campaigns-dispatch": {
+        "task": "campaigns.dispatch",
+        "schedule": DISPATCH_INTERVAL_SECONDS,
+        # Short control work rides the realtime queue, which is never behind a campaign backlog.
+        "options": {"queue": "realtime", "expires": max(DISPATCH_INTERVAL_SECONDS * 2, 2)},
+    },
+    "campaigns-sweep": {
+        "task": "campaigns.sweep",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+        "options": {"queue": "realtime", "expires": SWEEP_INTERVAL_SECONDS * 2},
+    },
+}
+CELERY_TASK_ROUTES = {
+    "campaigns.fetch_page": {"queue": "audience"},
+    "campaigns.record_cancelled_customers": {"queue": "audience"},
+    "campaigns.send_batch": {"queue": "sends"},
+    "campaigns.dispatch": {"queue": "realtime"},
+    "campaigns.sweep": {"queue": "realtime"},
+}
+
+# MESSAGE TEMPLATES (apps.message_templates): limits on one render of one template for one customer.
+# ------------------------------------------------------------------------------
+TEMPLATE_MAX_OUTPUT_BYTES = env.int("TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)  # per rendered part
+TEMPLATE_MAX_RENDER_SECONDS = env.float("TEMPLATE_MAX_RENDER_SECONDS", default=0.5)  # all parts together
+TEMPLATE_MAX_LOOP_ITERATIONS = env.int("TEMPLATE_MAX_LOOP_ITERATIONS", default=100_000)  # all loops together
+
 # SANDBOX (the local stand-in for Optimove; off in production)
 # ------------------------------------------------------------------------------
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
+# --- sandbox helper's block: the stand-in's own limits, mirroring Optimove's ---
+# A legacy login token lives this long after its last use (Optimove: 20 minutes).
+SANDBOX_TOKEN_TTL_SECONDS = env.int("SANDBOX_TOKEN_TTL_SECONDS", default=1200)
+# Per sandbox account, shared by every web worker through Redis (Optimove: 50 requests per 10 s).
+SANDBOX_RATE_LIMIT_REQUESTS = env.int("SANDBOX_RATE_LIMIT_REQUESTS", default=50)
+SANDBOX_RATE_LIMIT_WINDOW_SECONDS = env.float("SANDBOX_RATE_LIMIT_WINDOW_SECONDS", default=10.0)
+# Customers per UpdateCustomerAttributes call (the current Optimove reference says 1,000).
+SANDBOX_UPDATE_ATTRIBUTES_LIMIT = env.int("SANDBOX_UPDATE_ATTRIBUTES_LIMIT", default=1_000)
+# --- end of the sandbox helper's block ---
 
 # LOGGING: JSON lines with the request or task id; secrets and tokens redacted.
 # ------------------------------------------------------------------------------

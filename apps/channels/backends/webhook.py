@@ -1,0 +1,152 @@
+"""Signed JSON webhooks: one POST per message to the customer's URL or the channel's."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+
+from apps.channels.base import (
+    ChannelBackend,
+    OutboundMessage,
+    SendResult,
+    failed,
+    http_status_is_retryable,
+    is_http_url,
+    parse_retry_after,
+    retry,
+    safe_reason,
+    sent,
+    string_option,
+    unexpected,
+)
+from apps.channels.registry import register_backend
+from apps.channels.signatures import webhook_signature
+from apps.core.http import TimeoutSession
+
+RESERVED_HEADERS = frozenset(
+    {"idempotency-key", "x-partner-timestamp", "x-partner-signature", "content-type", "content-length"}
+)
+BODY_SNIPPET_LENGTH = 200
+
+
+@register_backend
+class WebhookBackend(ChannelBackend):
+    name = "webhook"
+    kinds = frozenset({"webhook"})
+
+    def __init__(
+        self,
+        *,
+        options: Mapping[str, Any],
+        secrets: Mapping[str, Any],
+        timeout: float = 10.0,
+        kind: str = "",
+    ) -> None:
+        super().__init__(options=options, secrets=secrets, timeout=timeout, kind=kind)
+        self._secret: str = self.secrets["signing_secret"]
+        self._url = string_option(self.options, "url")
+        self._extra_headers = {str(k): str(v) for k, v in (self.options.get("headers") or {}).items()}
+        self._session: requests.Session | None = None
+
+    @classmethod
+    def config_errors(cls, *, options: Mapping[str, Any], secrets: Mapping[str, Any]) -> list[str]:
+        errors = []
+        secret = secrets.get("signing_secret")
+        if not isinstance(secret, str) or not secret:
+            errors.append("secret signing_secret is required")
+        url = options.get("url")
+        if url is not None and not is_http_url(url):
+            errors.append("option url must be an http(s) URL")
+        headers = options.get("headers")
+        if headers is not None:
+            if not isinstance(headers, Mapping):
+                errors.append("option headers must be an object of header names to values")
+            else:
+                clash = sorted(h for h in headers if str(h).lower() in RESERVED_HEADERS)
+                if clash:
+                    errors.append(f"option headers may not set {', '.join(clash)}")
+        return errors
+
+    def open(self) -> None:
+        # One session per backend: keep-alive connections are reused for the whole batch.
+        if self._session is None:
+            self._session = TimeoutSession(timeout=self.timeout)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        self.open()
+        return [self._send_one(message) for message in messages]
+
+    def body_for(self, message: OutboundMessage) -> bytes:
+        content = message.content
+        body = {
+            "id": message.idempotency_key,
+            "customer_id": message.customer_id,
+            "to": message.to,
+            "metadata": dict(message.metadata),
+            "content": content.payload if content.payload is not None else {"text": content.text},
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def _send_one(self, message: OutboundMessage) -> SendResult:
+        url = message.to if is_http_url(message.to) else self._url
+        if not url:
+            return failed(
+                message, "no webhook URL: the address is not an http(s) URL and option url is empty"
+            )
+        try:
+            body = self.body_for(message)
+        except (TypeError, ValueError) as exc:
+            return failed(message, f"payload is not JSON: {exc}")
+        timestamp = int(time.time())
+        headers = {
+            **self._extra_headers,
+            "Content-Type": "application/json",
+            "Idempotency-Key": message.idempotency_key,
+            "X-Partner-Timestamp": str(timestamp),
+            "X-Partner-Signature": webhook_signature(self._secret, timestamp, body),
+        }
+        assert self._session is not None
+        try:
+            # Redirects are not followed: a POST turned into a GET elsewhere is not a delivery.
+            response = self._session.post(
+                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout:
+            return retry(message, f"webhook timed out after {self.timeout:g}s")
+        except requests.ConnectionError:
+            return retry(message, "webhook connection failed")
+        except requests.RequestException as exc:
+            return failed(message, f"webhook request invalid: {type(exc).__name__}")
+        except Exception as exc:
+            return unexpected(message, exc, self.name)
+        with response:
+            status = response.status_code
+            if 200 <= status < 300:
+                return sent(message, self._provider_id(response) or message.idempotency_key)
+            snippet = safe_reason(response.text[:BODY_SNIPPET_LENGTH], message.to)
+            reason = f"webhook answered HTTP {status}" + (f": {snippet}" if snippet else "")
+            if http_status_is_retryable(status):
+                return retry(
+                    message, reason, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+                )
+            return failed(message, reason)
+
+    @staticmethod
+    def _provider_id(response: requests.Response) -> str:
+        try:
+            answer = response.json()
+        except ValueError:
+            return ""
+        value = answer.get("id") if isinstance(answer, dict) else None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return ""
+        return str(value)[:200]
