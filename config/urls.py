@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("optimove/", include("apps.optimove.urls")),
 ]
 
 if settings.SANDBOX_ENABLED:

@@ -4,14 +4,17 @@ arrival time, so tests can check timing, counts, repeats and idempotency keys.""
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message as EmailMessage
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from queue import Empty
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -51,6 +54,9 @@ def http_receiver(
     receiver = HttpReceiver(url=f"http://127.0.0.1:{port}/hook", respond=respond)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would offer
+        disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             item = Received(
@@ -103,22 +109,54 @@ class SmtpReceiver:
             return len(self.mails)
 
 
-@contextmanager
-def smtp_receiver() -> Iterator[SmtpReceiver]:
-    receiver = SmtpReceiver("127.0.0.1", free_port())
+def _smtp_child(host: str, port: int, out: Any, ready: Any) -> None:
+    """Runs in its own process, as a real mail server would: it does not share the test's GIL."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            mail = Mail(
-                time.time(), envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content)
-            )
-            with receiver.lock:
-                receiver.mails.append(mail)
+            out.put((time.time(), envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
             return "250 OK"
 
-    controller = Controller(Handler(), hostname=receiver.host, port=receiver.port)
+    controller = Controller(Handler(), hostname=host, port=port)
     controller.start()
+    ready.set()
+    threading.Event().wait()
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[SmtpReceiver]:
+    receiver = SmtpReceiver("127.0.0.1", free_port())
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    ready = context.Event()
+    child = context.Process(
+        target=_smtp_child, args=(receiver.host, receiver.port, queue, ready), daemon=True
+    )
+    child.start()
+    if not ready.wait(30):
+        child.kill()
+        raise RuntimeError("the SMTP receiver did not start")
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            try:
+                at, mail_from, rcpt_tos, content = queue.get(timeout=0.1)
+            except Empty:
+                continue
+            message = message_from_bytes(content, policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            with receiver.lock:
+                receiver.mails.append(Mail(at, mail_from, rcpt_tos, message))
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     try:
         yield receiver
     finally:
-        controller.stop()
+        time.sleep(0.2)  # let the last queued mails reach the list
+        stop.set()
+        drainer.join(5)
+        child.kill()
+        child.join(5)

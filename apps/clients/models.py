@@ -89,6 +89,12 @@ class Channel(TimestampedModel):
     rate_limit_per_second = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty means unlimited."
     )
+    max_lateness_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Messages later than this after their send time are skipped, e.g. after downtime. "
+        "Empty means the platform default.",
+    )
     is_realtime = models.BooleanField("real-time", default=False)
     scheduled_event_type = models.PositiveSmallIntegerField(
         choices=ScheduledEventType.choices, default=ScheduledEventType.CAMPAIGN_EXECUTED_ON_CHANNEL

@@ -58,6 +58,8 @@ LOCAL_APPS = [
     "apps.sandbox",
     "apps.channels",
     "apps.message_templates",
+    "apps.campaigns",
+    "apps.subscriptions",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -149,6 +151,9 @@ SEND_CHUNK_SIZE = env.int("SEND_CHUNK_SIZE", default=100)
 # the sends queue so a new campaign's batches are never behind a long backlog of another's.
 DISPATCH_INTERVAL_SECONDS = env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=16)
+# Stored pages with due messages and finished send batches run the dispatcher at once, at most once
+# per this many milliseconds.
+DISPATCH_KICK_COALESCE_MS = env.int("DISPATCH_KICK_COALESCE_MS", default=200)
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=15.0)
 # A batch released but not picked up, or claimed but not finished, within these is put back in motion.
 MESSAGE_QUEUED_TIMEOUT_SECONDS = env.int("MESSAGE_QUEUED_TIMEOUT_SECONDS", default=600)

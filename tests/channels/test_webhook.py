@@ -183,7 +183,8 @@ def receiver() -> Iterator[tuple[str, Recorder]]:
 def test_a_batch_reuses_one_connection_and_each_request_verifies(receiver: tuple[str, Recorder]) -> None:
     url, recorder = receiver
     messages = [outbound(i, "not-a-url") for i in range(1, 6)]
-    with WebhookBackend(options={"url": url}, secrets={"signing_secret": SECRET}, timeout=2.0) as backend:
+    options = {"url": url, "concurrency": 1}
+    with WebhookBackend(options=options, secrets={"signing_secret": SECRET}, timeout=2.0) as backend:
         results = backend.send_batch(messages)
 
     assert [(r.message_id, r.status, r.provider_message_id) for r in results] == [
@@ -195,6 +196,27 @@ def test_a_batch_reuses_one_connection_and_each_request_verifies(receiver: tuple
     for _, headers, body in recorder.items:
         assert webhook_verify(SECRET, headers["X-Partner-Timestamp"], body, headers["X-Partner-Signature"])
     assert [json.loads(body)["id"] for _, _, body in recorder.items] == [m.idempotency_key for m in messages]
+
+
+def test_concurrent_sends_keep_one_result_per_message_in_order(receiver: tuple[str, Recorder]) -> None:
+    url, recorder = receiver
+    messages = [outbound(i, "not-a-url") for i in range(1, 41)]
+    options = {"url": url, "concurrency": 4}
+    with WebhookBackend(options=options, secrets={"signing_secret": SECRET}, timeout=2.0) as backend:
+        results = backend.send_batch(messages)
+
+    assert [(r.message_id, r.status) for r in results] == [(i, SendStatus.SENT) for i in range(1, 41)]
+    assert sorted(json.loads(body)["id"] for _, _, body in recorder.items) == sorted(
+        m.idempotency_key for m in messages
+    )
+    # Connections are pooled: at most one per concurrent sender, whatever the batch size.
+    assert 1 <= len({port for port, _, _ in recorder.items}) <= 4
+
+
+def test_concurrency_must_be_a_sensible_whole_number() -> None:
+    for bad in (0, 65, "8", 2.5, True):
+        errors = WebhookBackend.config_errors(options={"concurrency": bad}, secrets={"signing_secret": "s"})
+        assert errors == ["option concurrency must be a whole number from 1 to 64"], bad
 
 
 # Errors -------------------------------------------------------------------------------------------

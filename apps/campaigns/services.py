@@ -1,0 +1,800 @@
+"""Campaign runs from notification to the last message.
+
+Every step can run twice. Runs are unique per client, channel and campaign; messages are unique per
+run and idempotency key; every status move is a conditional UPDATE on the rows' current status, so a
+redelivered task finds its rows already moved and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from apps.campaigns.audience import AudiencePage
+from apps.campaigns.keys import scheduled_message_key
+from apps.campaigns.models import (
+    ACTIVE_RUN_STATES,
+    CampaignCancellation,
+    CampaignHold,
+    CampaignRun,
+    Message,
+    MessageStatus,
+    RunKind,
+    RunState,
+)
+from apps.clients.models import Channel, Client
+
+if TYPE_CHECKING:
+    from apps.channels.base import OutboundMessage, SendResult
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+# Starting, holding and cancelling
+# ------------------------------------------------------------------------------
+
+
+def campaign_run_start(
+    *, client: Client, channel: Channel, campaign_id: int, event_type_id: int | None = None
+) -> tuple[CampaignRun, bool]:
+    """Creates the run for this campaign on this channel, once. A repeat (or a 1 and a 13 for the same
+    campaign) finds the existing run and changes nothing. Paging is enqueued after commit."""
+    now = timezone.now()
+    hold = CampaignHold.objects.filter(client=client, campaign_id=campaign_id, hold_until__gt=now).first()
+    cancelled = CampaignCancellation.objects.filter(client=client, campaign_id=campaign_id).exists()
+    if cancelled:
+        state, hold_until = RunState.CANCELLED, None
+    elif hold:
+        state, hold_until = RunState.HELD, hold.hold_until
+    else:
+        state, hold_until = RunState.PAGING, None
+    with transaction.atomic():
+        run, created = CampaignRun.objects.get_or_create(
+            client=client,
+            channel=channel,
+            campaign_id=campaign_id,
+            defaults={
+                "kind": RunKind.SCHEDULED,
+                "state": state,
+                "hold_until": hold_until,
+                "started_by_event_type": event_type_id,
+                "last_progress_at": now,
+                "cancelled_at": now if cancelled else None,
+            },
+        )
+        if created and run.state == RunState.PAGING:
+            _enqueue_fetch_page_on_commit(run.pk)
+    if created:
+        logger.info(
+            "campaign run created",
+            extra={
+                "run_id": run.pk,
+                "campaign_id": campaign_id,
+                "channel_id": channel.optimove_channel_id,
+                "state": run.state,
+            },
+        )
+    return run, created
+
+
+def campaign_hold(*, client: Client, campaign_id: int, hold_until: datetime) -> list[CampaignRun]:
+    """Holds the campaign until `hold_until`. The hold names no channel, so a run is made (held) for each
+    of the client's scheduled channels; one without customers for the campaign completes empty."""
+    with transaction.atomic():
+        CampaignHold.objects.update_or_create(
+            client=client, campaign_id=campaign_id, defaults={"hold_until": hold_until}
+        )
+        runs = []
+        for channel in client.channels.filter(is_active=True, is_realtime=False):
+            run, created = CampaignRun.objects.get_or_create(
+                client=client,
+                channel=channel,
+                campaign_id=campaign_id,
+                defaults={"state": RunState.HELD, "hold_until": hold_until, "started_by_event_type": 5},
+            )
+            if not created and run.state in (
+                RunState.HELD,
+                RunState.PAGING,
+                RunState.SENDING,
+                RunState.PAUSED,
+            ):
+                # A hold arriving after the run started still holds its unsent messages back.
+                CampaignRun.objects.filter(pk=run.pk).update(hold_until=hold_until)
+            runs.append(run)
+    return runs
+
+
+@dataclass
+class CancelOutcome:
+    runs: int = 0
+    messages_cancelled: int = 0
+
+
+def campaign_cancel(*, client: Client, campaign_id: int) -> CancelOutcome:
+    """Cancels the campaign on every channel of the client: pending and queued messages become
+    cancelled (messages already being handed to a provider finish). A run that starts later starts
+    cancelled. The customers Optimove lists as cancelled are recorded by a task after commit."""
+    outcome = CancelOutcome()
+    now = timezone.now()
+    with transaction.atomic():
+        cancellation, _ = CampaignCancellation.objects.get_or_create(client=client, campaign_id=campaign_id)
+        for run in CampaignRun.objects.select_for_update().filter(client=client, campaign_id=campaign_id):
+            outcome.runs += 1
+            outcome.messages_cancelled += _run_cancel_locked(
+                run, now, reason="campaign cancelled by Optimove"
+            )
+        transaction.on_commit(lambda: _enqueue("campaigns.record_cancelled_customers", cancellation.pk))
+    return outcome
+
+
+def _run_cancel_locked(run: CampaignRun, now: datetime, *, reason: str) -> int:
+    CampaignRun.objects.filter(pk=run.pk).exclude(state=RunState.CANCELLED).update(
+        state=RunState.CANCELLED, cancelled_at=now, resume_state=""
+    )
+    return _move(
+        run_id=run.pk,
+        from_statuses=(MessageStatus.PENDING, MessageStatus.QUEUED),
+        to_status=MessageStatus.CANCELLED,
+        now=now,
+        reason=reason,
+    )
+
+
+# Paging
+# ------------------------------------------------------------------------------
+
+AudienceFetcher = Callable[[CampaignRun, int, int], AudiencePage]
+
+
+@dataclass
+class PageOutcome:
+    stored: int = 0
+    done: bool = False
+    discarded: bool = False  # another task stored this page first
+
+
+def campaign_run_fetch_page(
+    *, run_id: int, fetch: AudienceFetcher, page_size: int | None = None
+) -> PageOutcome:
+    """Fetches the page at the run's cursor and stores it, advancing the cursor in the same transaction.
+    One page per call; the caller enqueues the next page when `done` is False."""
+    page_size = page_size or settings.OPTIMOVE_PAGE_SIZE
+    run = CampaignRun.objects.select_related("client", "channel").get(pk=run_id)
+    if run.state != RunState.PAGING or run.paging_done:
+        return PageOutcome(done=True)
+    if not run.attributes and run.cursor_skip == 0:
+        run.attributes = audience_attribute_names(channel=run.channel)
+        CampaignRun.objects.filter(pk=run.pk, cursor_skip=0).update(attributes=run.attributes)
+    skip = run.cursor_skip
+    page = fetch(run, skip, page_size)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = CampaignRun.objects.select_for_update().get(pk=run_id)
+        if locked.cursor_skip != skip or locked.paging_done or locked.state != RunState.PAGING:
+            return PageOutcome(discarded=True, done=locked.paging_done or locked.state != RunState.PAGING)
+        if not page.rows:
+            locked.paging_done = True
+            locked.state = RunState.SENDING
+            locked.last_progress_at = now
+            locked.paging_attempts = 0
+            locked.save(
+                update_fields=["paging_done", "state", "last_progress_at", "paging_attempts", "updated_at"]
+            )
+            return PageOutcome(done=True)
+        messages = [
+            Message(
+                run_id=run.pk,
+                customer_id=row.customer_id,
+                template_id=row.template_id,
+                idempotency_key=scheduled_message_key(
+                    client_id=run.client_id,
+                    channel_id=run.channel_id,
+                    campaign_id=run.campaign_id,
+                    customer_id=row.customer_id,
+                ),
+                send_at=row.send_at or now,
+                due_at=row.send_at or now,
+                attributes=row.attributes,
+                history=[{"status": MessageStatus.PENDING.value, "at": now.isoformat()}],
+            )
+            for row in page.rows
+        ]
+        # Repeats (a page stored before a crash, or a customer listed twice) are ignored by the unique
+        # key; count only what is new so the run's totals stay exact.
+        keys = {m.idempotency_key for m in messages}
+        already = Message.objects.filter(run_id=run.pk, idempotency_key__in=keys).count()
+        Message.objects.bulk_create(messages, batch_size=2000, ignore_conflicts=True)
+        locked.cursor_skip = skip + len(page.rows)
+        locked.pages_fetched += 1
+        locked.fetched_count += len(keys) - already
+        locked.last_progress_at = now
+        locked.paging_attempts = 0
+        locked.save(
+            update_fields=[
+                "cursor_skip",
+                "pages_fetched",
+                "fetched_count",
+                "last_progress_at",
+                "paging_attempts",
+                "updated_at",
+            ]
+        )
+        transaction.on_commit(lambda: _enqueue_fetch_page(run_id))
+        if any((row.send_at or now) <= now for row in page.rows):
+            transaction.on_commit(dispatch_soon)  # some are due already: do not wait for the next tick
+    return PageOutcome(stored=len(page.rows))
+
+
+def campaign_run_paging_failed(*, run_id: int, reason: str) -> None:
+    """Paging gave up (a terminal error, or retries exhausted): the run fails with a readable reason.
+    Messages already stored still go out."""
+    CampaignRun.objects.filter(pk=run_id, state=RunState.PAGING).update(
+        state=RunState.FAILED, error=reason[:2000], paging_done=True, last_progress_at=timezone.now()
+    )
+
+
+def audience_attribute_names(*, channel: Channel) -> list[str]:
+    """The attributes to request: those the channel's templates use, plus the address attribute."""
+    from apps.message_templates.models import MessageTemplate
+    from apps.message_templates.rendering import template_attribute_names
+
+    names: set[str] = set()
+    for template in MessageTemplate.objects.filter(channel=channel, is_active=True):
+        names |= template_attribute_names(template=template)
+    if channel.address_attribute:
+        names.add(channel.address_attribute)
+    return sorted(names)
+
+
+# Dispatching due messages, fairly
+# ------------------------------------------------------------------------------
+
+
+def _sends_backlog() -> int:
+    """How many send batches wait in the broker's `sends` queue (Redis list of that name)."""
+    from apps.core.redis import get_redis
+
+    try:
+        return int(get_redis().llen("sends"))
+    except Exception:  # the broker is down: release nothing this tick, the sweeper catches up
+        logger.warning("dispatch: cannot read the sends queue length")
+        return 1 << 30
+
+
+def messages_dispatch(*, now: datetime | None = None, budget: int | None = None) -> int:
+    """Releases due messages to the `sends` queue in batches, one batch per run in turn, clients taking
+    turns, and only as many batches as keep the queue short. A big campaign thus shares the workers with
+    every other run instead of filling the queue ahead of them. Returns the number of batches released."""
+    now = now or timezone.now()
+    if budget is None:
+        budget = settings.DISPATCH_MAX_QUEUED_BATCHES - _sends_backlog()
+    if budget <= 0:
+        return 0
+    runs = list(
+        CampaignRun.objects.filter(state__in=ACTIVE_RUN_STATES)
+        .filter(Q(hold_until__isnull=True) | Q(hold_until__lte=now))
+        .order_by("last_dispatched_at", "pk")
+        .values_list("pk", "client_id", "kind")
+    )
+    by_client: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for run_id, client_id, kind in runs:
+        by_client[client_id].append((run_id, kind))
+    released = 0
+    batch_size = settings.SEND_BATCH_SIZE
+    while budget > 0 and by_client:
+        for client_id in list(by_client):
+            if budget <= 0:
+                break
+            queue = by_client[client_id]
+            run_id, kind = queue.pop(0)
+            ids = _claim_due(run_id=run_id, now=now, limit=batch_size)
+            if ids:
+                _enqueue_send_batch(ids, realtime=kind == RunKind.REALTIME)
+                CampaignRun.objects.filter(pk=run_id).update(last_dispatched_at=now)
+                released += 1
+                budget -= 1
+                if len(ids) == batch_size:
+                    queue.append((run_id, kind))  # more may be due: back of this client's line
+            if not queue:
+                del by_client[client_id]
+    return released
+
+
+def _claim_due(*, run_id: int, now: datetime, limit: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH due AS (
+                SELECT id FROM campaigns_message
+                WHERE run_id = %s AND status = 'pending' AND due_at <= %s
+                ORDER BY due_at, id
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE campaigns_message m
+               SET status = 'queued', queued_at = %s
+              FROM due WHERE m.id = due.id
+            RETURNING m.id
+            """,
+            [run_id, now, limit, now],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+# Sending a batch
+# ------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    id: int
+    customer_id: str
+    template_id: int
+    idempotency_key: str
+    attributes: dict[str, str]
+    send_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What became of one claimed message: decided before sending (skipped, failed) or by the provider."""
+
+    message_id: int
+    status: str  # a MessageStatus, or RETRY
+    reason: str = ""
+    provider_message_id: str = ""
+    retry_after: float | None = None
+
+    RETRY = "retry"
+
+    @classmethod
+    def from_result(cls, result: SendResult) -> _Outcome:
+        from apps.channels.base import SendStatus
+
+        status = {SendStatus.SENT: MessageStatus.SENT, SendStatus.FAILED: MessageStatus.FAILED}.get(
+            result.status, cls.RETRY
+        )
+        return cls(result.message_id, status, result.error, result.provider_message_id, result.retry_after)
+
+
+def message_batch_send(*, message_ids: Sequence[int]) -> BatchOutcome:
+    """Claims the batch (`queued -> sending`), renders and sends it over the channel's provider, and
+    records each outcome. Rows another task already moved are left alone."""
+    from apps.channels.base import OutboundMessage
+    from apps.message_templates.rendering import TemplateRenderError, template_render
+    from apps.message_templates.selectors import template_map_for_channel
+    from apps.subscriptions.selectors import opted_out_customers
+
+    outcome = BatchOutcome()
+    claimed = _claim_for_sending(message_ids)
+    outcome.claimed = len(claimed)
+    if not claimed:
+        return outcome
+    run = CampaignRun.objects.select_related("channel", "client").get(messages__pk=claimed[0].id)
+    channel = run.channel
+    now = timezone.now()
+    max_lateness = timedelta(seconds=_max_lateness_seconds(channel))
+    templates = template_map_for_channel(channel=channel, template_ids={c.template_id for c in claimed})
+    opted_out = opted_out_customers(channel_id=channel.pk, customer_ids=(c.customer_id for c in claimed))
+
+    outcomes: list[_Outcome] = []
+    outbound: list[OutboundMessage] = []
+    for message in claimed:
+        if message.customer_id in opted_out:
+            outcomes.append(_Outcome(message.id, MessageStatus.SKIPPED, "opted out of this channel"))
+            continue
+        if now - message.send_at > max_lateness:
+            outcomes.append(
+                _Outcome(message.id, MessageStatus.SKIPPED, "later than the channel's maximum lateness")
+            )
+            continue
+        template = templates.get(message.template_id)
+        if template is None:
+            outcomes.append(
+                _Outcome(message.id, MessageStatus.FAILED, f"template {message.template_id} not found")
+            )
+            continue
+        address = message.attributes.get(channel.address_attribute, "") if channel.address_attribute else ""
+        if channel.address_attribute and not address:
+            reason = f"no address in attribute {channel.address_attribute}"
+            outcomes.append(_Outcome(message.id, MessageStatus.FAILED, reason))
+            continue
+        extra = {
+            "customer_id": message.customer_id,
+            "campaign_id": run.campaign_id,
+            "template_id": message.template_id,
+        }
+        try:
+            content = template_render(template=template, attributes=message.attributes, extra=extra)
+        except TemplateRenderError as exc:
+            outcomes.append(_Outcome(message.id, MessageStatus.FAILED, f"render: {exc}"))
+            continue
+        outbound.append(
+            OutboundMessage(
+                message_id=message.id,
+                idempotency_key=message.idempotency_key,
+                to=address,
+                content=content,
+                customer_id=message.customer_id,
+                metadata={
+                    "campaign_id": str(run.campaign_id),
+                    "channel_id": str(channel.optimove_channel_id),
+                    "template_id": str(message.template_id),
+                },
+            )
+        )
+    if outbound:
+        outcomes.extend(_send_over_provider(channel, outbound))
+    _record_outcomes(outcomes, attempts={c.id: c.attempts for c in claimed}, outcome=outcome)
+    if not run_complete_if_done(run_id=run.pk):
+        dispatch_soon()  # a worker slot is free again: refill the queue now rather than at the next tick
+    return outcome
+
+
+def _send_over_provider(channel: Channel, outbound: list[OutboundMessage]) -> list[_Outcome]:
+    """Hands the messages to the channel's provider over one connection, paced by the channel's shared
+    rate limit. A channel whose provider is misconfigured fails its messages with the reason, which
+    names the setting (never a secret's value); after a fix, the admin retries them."""
+    from apps.channels.base import ChannelConfigError
+    from apps.channels.ratelimit import rate_limiter_for
+    from apps.channels.registry import backend_for
+
+    try:
+        backend = backend_for(channel)
+    except ChannelConfigError as exc:
+        return [
+            _Outcome(m.message_id, MessageStatus.FAILED, f"channel configuration: {exc}") for m in outbound
+        ]
+    limiter = rate_limiter_for(channel)
+    chunk_size = settings.SEND_CHUNK_SIZE
+    if limiter is not None:
+        # Never hand the provider more in one go than the channel may send in a second.
+        chunk_size = max(1, min(chunk_size, limiter.max_batch))
+    outcomes: list[_Outcome] = []
+    with backend:
+        for start in range(0, len(outbound), chunk_size):
+            chunk = outbound[start : start + chunk_size]
+            if limiter is not None:
+                limiter.acquire(len(chunk))
+            outcomes.extend(_Outcome.from_result(result) for result in backend.send_batch(chunk))
+    return outcomes
+
+
+def _max_lateness_seconds(channel: Channel) -> int:
+    return int(channel.max_lateness_seconds or settings.MESSAGE_MAX_LATENESS_SECONDS)
+
+
+def _claim_for_sending(message_ids: Sequence[int]) -> list[_Claimed]:
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_message
+               SET status = 'sending', claimed_at = %s, attempts = attempts + 1
+             WHERE id = ANY(%s) AND status = 'queued'
+            RETURNING id, customer_id, template_id, idempotency_key, attributes, send_at, attempts
+            """,
+            [now, list(message_ids)],
+        )
+        rows = cursor.fetchall()
+    claimed = [
+        _Claimed(
+            id=row[0],
+            customer_id=row[1],
+            template_id=row[2],
+            idempotency_key=row[3],
+            attributes=row[4] if isinstance(row[4], dict) else json.loads(row[4]),
+            send_at=row[5],
+            attempts=row[6],
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda c: c.id)
+    return claimed
+
+
+def _retry_delay(attempts: int, retry_after: float | None) -> float:
+    base = settings.MESSAGE_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    delay = min(settings.MESSAGE_RETRY_MAX_SECONDS, base)
+    delay = delay / 2 + random.uniform(
+        0, delay / 2
+    )  # jitter, so retries of a batch do not come back together
+    return max(delay, retry_after or 0.0)
+
+
+def _record_outcomes(
+    outcomes: Sequence[_Outcome], *, attempts: dict[int, int], outcome: BatchOutcome
+) -> None:
+    now = timezone.now()
+    sent: list[tuple[int, str]] = []
+    failed: list[tuple[int, str]] = []
+    skipped: list[tuple[int, str]] = []
+    retry: list[tuple[int, str, datetime]] = []
+    for item in outcomes:
+        if item.status == MessageStatus.SENT:
+            sent.append((item.message_id, item.provider_message_id))
+        elif item.status == MessageStatus.SKIPPED:
+            skipped.append((item.message_id, item.reason))
+        elif (
+            item.status == _Outcome.RETRY and attempts.get(item.message_id, 0) < settings.MESSAGE_MAX_ATTEMPTS
+        ):
+            delay = _retry_delay(attempts.get(item.message_id, 1), item.retry_after)
+            retry.append((item.message_id, item.reason, now + timedelta(seconds=delay)))
+        elif item.status == _Outcome.RETRY:
+            failed.append(
+                (item.message_id, f"gave up after {attempts[item.message_id]} attempts: {item.reason}")
+            )
+        else:
+            failed.append((item.message_id, item.reason))
+    now_iso = now.isoformat()
+    with connection.cursor() as cursor:
+        if sent:
+            cursor.execute(
+                """
+                UPDATE campaigns_message m
+                   SET status = 'sent', sent_at = %s, provider_message_id = v.pid, error = '',
+                       history = m.history || jsonb_build_array(
+                           jsonb_build_object('status', 'sent', 'at', %s))
+                  FROM unnest(%s::bigint[], %s::text[]) AS v(id, pid)
+                 WHERE m.id = v.id AND m.status = 'sending'
+                """,
+                [now, now_iso, [s[0] for s in sent], [s[1] for s in sent]],
+            )
+        for status, rows in (("failed", failed), ("skipped", skipped)):
+            if rows:
+                cursor.execute(
+                    f"""
+                    UPDATE campaigns_message m
+                       SET status = '{status}', error = v.reason,
+                           history = m.history || jsonb_build_array(
+                               jsonb_build_object('status', '{status}', 'at', %s, 'reason', v.reason))
+                      FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason)
+                     WHERE m.id = v.id AND m.status = 'sending'
+                    """,  # noqa: S608 (status is one of two literals above)
+                    [now_iso, [r[0] for r in rows], [r[1] for r in rows]],
+                )
+        if retry:
+            cursor.execute(
+                """
+                UPDATE campaigns_message m
+                   SET status = 'pending', due_at = v.due, queued_at = NULL, claimed_at = NULL,
+                       error = v.reason,
+                       history = m.history || jsonb_build_array(
+                           jsonb_build_object('status', 'retry', 'at', %s, 'reason', v.reason))
+                  FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, reason, due)
+                 WHERE m.id = v.id AND m.status = 'sending'
+                """,
+                [now_iso, [r[0] for r in retry], [r[1] for r in retry], [r[2] for r in retry]],
+            )
+    outcome.sent += len(sent)
+    outcome.failed += len(failed)
+    outcome.skipped += len(skipped)
+    outcome.retried += len(retry)
+    for message_id, reason in failed + skipped:
+        outcome.reasons[message_id] = reason
+
+
+def run_complete_if_done(*, run_id: int) -> bool:
+    """A scheduled run whose audience is all fetched and whose messages are all final is completed."""
+    now = timezone.now()
+    pending = Message.objects.filter(run_id=run_id, status__in=IN_FLIGHT).exists()
+    if pending:
+        return False
+    return bool(
+        CampaignRun.objects.filter(
+            pk=run_id, state=RunState.SENDING, paging_done=True, kind=RunKind.SCHEDULED
+        ).update(state=RunState.COMPLETED, completed_at=now)
+    )
+
+
+# The sweeper: the database is the truth, the queue a wake-up call
+# ------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    holds_released: int = 0
+    paging_restarted: int = 0
+    queued_reset: int = 0
+    sending_reset: int = 0
+    runs_completed: int = 0
+
+
+def campaigns_sweep(*, now: datetime | None = None) -> SweepReport:
+    """Puts back in motion what a killed worker or a restarted Redis left behind."""
+    now = now or timezone.now()
+    report = SweepReport()
+    # Held runs whose clearance time came: start paging.
+    for run_id in CampaignRun.objects.filter(state=RunState.HELD, hold_until__lte=now).values_list(
+        "pk", flat=True
+    ):
+        if CampaignRun.objects.filter(pk=run_id, state=RunState.HELD).update(
+            state=RunState.PAGING, last_progress_at=now
+        ):
+            report.holds_released += 1
+            _enqueue_fetch_page(run_id)
+    # Paging that made no progress for a while: its task was lost.
+    stalled = CampaignRun.objects.filter(
+        state=RunState.PAGING,
+        paging_done=False,
+        last_progress_at__lt=now - timedelta(seconds=settings.PAGING_STALL_SECONDS),
+    ).filter(Q(hold_until__isnull=True) | Q(hold_until__lte=now))
+    for run_id in stalled.values_list("pk", flat=True):
+        CampaignRun.objects.filter(pk=run_id).update(last_progress_at=now)
+        report.paging_restarted += 1
+        _enqueue_fetch_page(run_id)
+    # Batches released but never picked up (a lost task): release them again.
+    report.queued_reset = Message.objects.filter(
+        status=MessageStatus.QUEUED,
+        queued_at__lt=now - timedelta(seconds=settings.MESSAGE_QUEUED_TIMEOUT_SECONDS),
+    ).update(status=MessageStatus.PENDING, queued_at=None, due_at=now)
+    # Claimed for sending by a worker that died: send again, with the same idempotency key.
+    report.sending_reset = Message.objects.filter(
+        status=MessageStatus.SENDING,
+        claimed_at__lt=now - timedelta(seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS),
+    ).update(status=MessageStatus.PENDING, queued_at=None, claimed_at=None, due_at=now)
+    for run_id in CampaignRun.objects.filter(
+        state=RunState.SENDING, paging_done=True, kind=RunKind.SCHEDULED
+    ).values_list("pk", flat=True):
+        if run_complete_if_done(run_id=run_id):
+            report.runs_completed += 1
+    if any(vars(report).values()):
+        logger.info("sweep", extra=dict(vars(report)))
+    return report
+
+
+# Operator controls (the admin's buttons)
+# ------------------------------------------------------------------------------
+
+
+def campaign_run_pause(*, run: CampaignRun) -> bool:
+    return bool(
+        CampaignRun.objects.filter(pk=run.pk, state__in=(*ACTIVE_RUN_STATES, RunState.HELD)).update(
+            state=RunState.PAUSED, resume_state=run.state
+        )
+    )
+
+
+def campaign_run_resume(*, run: CampaignRun) -> bool:
+    run.refresh_from_db()
+    if run.state != RunState.PAUSED:
+        return False
+    target = run.resume_state or (RunState.SENDING if run.paging_done else RunState.PAGING)
+    updated = CampaignRun.objects.filter(pk=run.pk, state=RunState.PAUSED).update(
+        state=target, resume_state="", last_progress_at=timezone.now()
+    )
+    if updated and target == RunState.PAGING:
+        transaction.on_commit(lambda: _enqueue_fetch_page(run.pk))
+    return bool(updated)
+
+
+def campaign_run_cancel(*, run: CampaignRun) -> int:
+    with transaction.atomic():
+        locked = CampaignRun.objects.select_for_update().get(pk=run.pk)
+        return _run_cancel_locked(locked, timezone.now(), reason="cancelled by an operator")
+
+
+def campaign_run_retry_failed(*, run: CampaignRun) -> int:
+    """Gives the run's failed messages a fresh set of attempts, due now."""
+    now = timezone.now()
+    with transaction.atomic():
+        count = _move(
+            run_id=run.pk,
+            from_statuses=(MessageStatus.FAILED,),
+            to_status=MessageStatus.PENDING,
+            now=now,
+            reason="retry requested by an operator",
+            reset_attempts=True,
+        )
+        if count:
+            CampaignRun.objects.filter(pk=run.pk, state__in=(RunState.COMPLETED, RunState.FAILED)).update(
+                state=RunState.SENDING, completed_at=None
+            )
+    return count
+
+
+def run_progress(*, run: CampaignRun) -> dict[str, int]:
+    """Counts by status for the admin's progress bar."""
+    counts = dict(
+        Message.objects.filter(run=run)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return {status.value: counts.get(status.value, 0) for status in MessageStatus}
+
+
+def _move(
+    *,
+    run_id: int,
+    from_statuses: Sequence[str],
+    to_status: str,
+    now: datetime,
+    reason: str,
+    reset_attempts: bool = False,
+) -> int:
+    attempts_sql = ", attempts = 0" if reset_attempts else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE campaigns_message m
+               SET status = %s, due_at = %s, queued_at = NULL, claimed_at = NULL,
+                   error = CASE WHEN %s = 'pending' THEN '' ELSE %s END {attempts_sql},
+                   history = m.history || jsonb_build_array(
+                       jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
+             WHERE m.run_id = %s AND m.status = ANY(%s)
+            """,  # noqa: S608 (attempts_sql is one of two literals)
+            [
+                to_status,
+                now,
+                to_status,
+                reason,
+                to_status,
+                now.isoformat(),
+                reason,
+                run_id,
+                list(from_statuses),
+            ],
+        )
+        return int(cursor.rowcount)
+
+
+# Enqueueing (after commit; ids only)
+# ------------------------------------------------------------------------------
+
+
+def _enqueue(task_name: str, *args: object, queue: str | None = None) -> None:
+    from config.celery import app
+
+    app.send_task(task_name, args=list(args), queue=queue)
+
+
+def _enqueue_fetch_page(run_id: int) -> None:
+    _enqueue("campaigns.fetch_page", run_id, queue="audience")
+
+
+def _enqueue_fetch_page_on_commit(run_id: int) -> None:
+    transaction.on_commit(lambda: _enqueue_fetch_page(run_id))
+
+
+DISPATCH_KICK_KEY = "campaigns:dispatch-kick"
+
+
+def dispatch_soon() -> None:
+    """Runs the dispatcher now instead of at its next tick. Kicks within a short spell coalesce into one
+    task, so a thousand finishing batches do not become a thousand dispatcher runs."""
+    from apps.core.redis import get_redis
+
+    try:
+        if get_redis().set(DISPATCH_KICK_KEY, "1", nx=True, px=settings.DISPATCH_KICK_COALESCE_MS):
+            _enqueue("campaigns.dispatch", queue="realtime")
+    except Exception:  # Redis is down: the beat tick and the sweeper catch up
+        logger.warning("dispatch kick failed; the next tick will release due messages")
+
+
+def _enqueue_send_batch(message_ids: list[int], *, realtime: bool = False) -> None:
+    _enqueue("campaigns.send_batch", message_ids, queue="realtime" if realtime else "sends")

@@ -1,0 +1,147 @@
+"""Optimove's listener notifications: tolerant parsing and what each event type does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from apps.campaigns import services as campaigns
+from apps.clients.models import Channel, Client
+from apps.optimove.models import Notification
+from apps.optimove.types import EventType
+
+SCHEDULED_START_TYPES = {EventType.CAMPAIGN_PROCESSED, EventType.CAMPAIGN_EXECUTED_ON_CHANNEL}
+NEEDS_CAMPAIGN = SCHEDULED_START_TYPES | {EventType.CAMPAIGN_CANCELLED, EventType.CONDITIONAL_PROMOTION}
+
+
+class NotificationInvalid(ValueError):
+    """The body cannot be a notification; the message says why, for a 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedNotification:
+    event_type_id: int
+    campaign_id: int | None
+    channel_id: int | None
+    clearance_required_by: datetime | None
+    fields: dict[str, Any]  # every field, keys lower-cased
+
+
+def parse_optimove_time(value: Any, *, field: str) -> datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise NotificationInvalid(f"{field} must be a date and time like '2026-03-02 12:00:00'")
+    text = value.strip().replace("T", " ").removesuffix("Z")
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)  # Optimove's times are UTC
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise NotificationInvalid(f"{field} must be a date and time like '2026-03-02 12:00:00'") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _int_field(fields: dict[str, Any], name: str, *, required: bool) -> int | None:
+    value = fields.get(name.lower())
+    if value is None or value == "":
+        if required:
+            raise NotificationInvalid(f"{name} is required")
+        return None
+    if isinstance(value, bool):
+        raise NotificationInvalid(f"{name} must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise NotificationInvalid(f"{name} must be an integer")
+
+
+def notification_parse(body: Any) -> ParsedNotification:
+    """Field names in any case (Optimove mixes PascalCase and camelCase)."""
+    if not isinstance(body, dict):
+        raise NotificationInvalid("the body must be a JSON object")
+    fields = {str(key).lower(): value for key, value in body.items()}
+    event_type_id = _int_field(fields, "EventTypeID", required=True)
+    assert event_type_id is not None
+    campaign_id = _int_field(fields, "CampaignID", required=event_type_id in NEEDS_CAMPAIGN)
+    channel_id = _int_field(fields, "ChannelID", required=False)
+    clearance = None
+    if event_type_id == EventType.CONDITIONAL_PROMOTION:
+        clearance = parse_optimove_time(fields.get("clearancerequiredby"), field="ClearanceRequiredBy")
+    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields)
+
+
+def _resolve_channel(client: Client, parsed: ParsedNotification, url_channel: str) -> Channel | None:
+    channel_id = parsed.channel_id
+    if channel_id is None and url_channel.isdigit():
+        channel_id = int(url_channel)  # a notification without ChannelID belongs to the URL's channel
+    if channel_id is None:
+        return None
+    return client.channels.filter(optimove_channel_id=channel_id).first()
+
+
+def notification_receive(*, client: Client, url_channel: str, body: dict[str, Any]) -> Notification:
+    """Records the notification and acts on it. Raises NotificationInvalid (nothing recorded) for a bad
+    body. Paging and cancellation work is enqueued after commit; this answers in milliseconds."""
+    parsed = notification_parse(body)
+    with transaction.atomic():
+        channel = _resolve_channel(client, parsed, url_channel)
+        notification = Notification(
+            client=client,
+            channel=channel,
+            url_channel=url_channel[:32],
+            event_type_id=parsed.event_type_id,
+            campaign_id=parsed.campaign_id,
+            body=body,
+        )
+        _act(notification, client=client, channel=channel, parsed=parsed)
+        notification.save()
+    return notification
+
+
+def _act(
+    notification: Notification, *, client: Client, channel: Channel | None, parsed: ParsedNotification
+) -> None:
+    event = parsed.event_type_id
+    if event in SCHEDULED_START_TYPES:
+        assert parsed.campaign_id is not None
+        if channel is None:
+            notification.outcome = "not acted on: the notification names no channel of this client"
+            return
+        if not channel.is_active:
+            notification.outcome = f"not acted on: channel {channel.optimove_channel_id} is inactive"
+            return
+        if channel.is_realtime:
+            notification.outcome = f"not acted on: channel {channel.optimove_channel_id} is real-time"
+            return
+        run, created = campaigns.campaign_run_start(
+            client=client, channel=channel, campaign_id=parsed.campaign_id, event_type_id=event
+        )
+        notification.run = run
+        notification.acted = True
+        notification.outcome = "run started" if created else "repeat: the run already exists"
+    elif event == EventType.CAMPAIGN_CANCELLED:
+        assert parsed.campaign_id is not None
+        result = campaigns.campaign_cancel(client=client, campaign_id=parsed.campaign_id)
+        notification.acted = True
+        notification.outcome = f"cancelled {result.messages_cancelled} pending messages on {result.runs} runs"
+    elif event == EventType.CONDITIONAL_PROMOTION:
+        assert parsed.campaign_id is not None
+        assert parsed.clearance_required_by is not None
+        runs = campaigns.campaign_hold(
+            client=client, campaign_id=parsed.campaign_id, hold_until=parsed.clearance_required_by
+        )
+        notification.acted = True
+        notification.outcome = f"held {len(runs)} runs until {parsed.clearance_required_by.isoformat()}"
+    else:
+        name = (
+            EventType(event).name.lower().replace("_", " ")
+            if event in EventType._value2member_map_
+            else "unknown"
+        )
+        notification.outcome = f"not acted on: event type {event} ({name})"
