@@ -15,14 +15,15 @@ from apps.optimove.types import EventListener, EventType
 CLIENT_WIDE = "client"
 
 
-def listener_url(*, client: Client, channel_id: int | None) -> str:
+def listener_url(*, client: Client, channel_id: int | None, public_base_url: str | None = None) -> str:
     path = reverse(
         "optimove-listener", kwargs={"client_slug": client.slug, "channel": str(channel_id or CLIENT_WIDE)}
     )
-    return f"{settings.PUBLIC_BASE_URL}{path}?{urlencode({'token': client.listener_token})}"
+    base = (public_base_url or settings.PUBLIC_BASE_URL).rstrip("/")
+    return f"{base}{path}?{urlencode({'token': client.listener_token})}"
 
 
-def desired_listeners(*, client: Client) -> list[EventListener]:
+def desired_listeners(*, client: Client, public_base_url: str | None = None) -> list[EventListener]:
     """13 (or 1 where a channel is set to it) per scheduled channel, 11 per real-time channel, and 4 and 5
     once per client (5 must be registered without a channel)."""
     wanted: list[EventListener] = []
@@ -31,13 +32,18 @@ def desired_listeners(*, client: Client) -> list[EventListener]:
         wanted.append(
             EventListener(
                 event_type_id=int(event),
-                listener_url=listener_url(client=client, channel_id=channel.optimove_channel_id),
+                listener_url=listener_url(
+                    client=client, channel_id=channel.optimove_channel_id, public_base_url=public_base_url
+                ),
                 channel_id=channel.optimove_channel_id,
             )
         )
     for event in (EventType.CAMPAIGN_CANCELLED, EventType.CONDITIONAL_PROMOTION):
         wanted.append(
-            EventListener(event_type_id=int(event), listener_url=listener_url(client=client, channel_id=None))
+            EventListener(
+                event_type_id=int(event),
+                listener_url=listener_url(client=client, channel_id=None, public_base_url=public_base_url),
+            )
         )
     return wanted
 

@@ -617,6 +617,9 @@ def sandbox_bootstrap(*, public_base_url: str) -> list[str]:
         )
         done.append(f"{'Created' if created else 'Kept'} channel {demo.channel_id} ({demo.name})")
 
+    done.extend(_demo_templates(client))
+    done.extend(_demo_listeners(account=account, client=client, public_base_url=base_url))
+
     campaign, created = SandboxCampaign.objects.get_or_create(
         account=account,
         campaign_id=1111,
@@ -630,4 +633,58 @@ def sandbox_bootstrap(*, public_base_url: str) -> list[str]:
         },
     )
     done.append(f"{'Created' if created else 'Kept'} sandbox {campaign}")
+    return done
+
+
+DEMO_TEMPLATES: dict[str, dict[str, Any]] = {
+    ChannelKind.EMAIL: {
+        "subject": "Spring offers for {{ FirstName | default('you') }}",
+        "text_body": "Hello {{ FirstName | default('there') }}, spring is here in "
+        "{{ Country | default('your town') }}.",
+        "html_body": "<p>Hello <b>{{ FirstName | default('there') }}</b>, spring is here.</p>",
+    },
+    ChannelKind.SMS: {"text_body": "Hi {{ FirstName | default('there') }}: 20% off this week only."},
+    ChannelKind.WEBHOOK: {
+        "payload": {"greeting": "Hello {{ FirstName | default('there') }}", "offer": "SPRING20"}
+    },
+}
+
+
+def _demo_templates(client: Client) -> list[str]:
+    """Templates 14 and 15 on every demo channel, so a fired demo campaign renders something. Templates
+    already there are kept as they are (they may have been edited in the admin)."""
+    from apps.message_templates.models import MessageTemplate
+    from apps.message_templates.services import template_upsert
+
+    done = []
+    for channel in client.channels.all():
+        for template_id, name in ((14, "Spring welcome"), (15, "Spring reminder")):
+            if MessageTemplate.objects.filter(channel=channel, template_id=template_id).exists():
+                continue
+            template_upsert(
+                channel=channel, template_id=template_id, name=name, **DEMO_TEMPLATES[channel.kind]
+            )
+            done.append(f"Created template {template_id} on channel {channel.optimove_channel_id}")
+    return done
+
+
+def _demo_listeners(*, account: SandboxAccount, client: Client, public_base_url: str) -> list[str]:
+    """Registers the demo client's listeners with the sandbox, as optimove_register_listeners would once
+    the web server is up, so `sandbox_fire` works right after `make run`."""
+    from apps.optimove.listeners import desired_listeners
+
+    done = []
+    for wanted in desired_listeners(client=client, public_base_url=public_base_url):
+        existing = SandboxListener.objects.filter(
+            account=account, event_type_id=wanted.event_type_id, channel_id=wanted.channel_id
+        ).first()
+        if existing is None or existing.listener_url != wanted.listener_url:
+            sandbox_listener_register(
+                account=account,
+                event_type_id=wanted.event_type_id,
+                listener_url=wanted.listener_url,
+                channel_id=wanted.channel_id,
+            )
+            where = f"channel {wanted.channel_id}" if wanted.channel_id else "the client"
+            done.append(f"Registered listener for EventTypeID {wanted.event_type_id} on {where}")
     return done

@@ -10,7 +10,8 @@ from django.core.management.base import CommandError
 from django.test import Client as HttpClient
 
 from apps.clients.models import Channel, Client
-from apps.sandbox.models import SandboxAccount, SandboxCampaign
+from apps.message_templates.models import MessageTemplate
+from apps.sandbox.models import SandboxAccount, SandboxCampaign, SandboxListener
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,26 @@ def test_bootstrap_twice_gives_one_account_client_channels_and_campaign_with_the
     )
     assert (campaign.template_ids, campaign.send_offsets_seconds) == ([14, 15], [0, 5, 15])
     assert campaign.attributes == {"Email": "email", "FirstName": "first_name", "Country": "country"}
+    templates = MessageTemplate.objects.order_by("channel__optimove_channel_id", "template_id")
+    assert [(t.channel.optimove_channel_id, t.template_id) for t in templates] == [
+        (504, 14),
+        (504, 15),
+        (505, 14),
+        (505, 15),
+        (510, 14),
+        (510, 15),
+    ]
+    listeners = SandboxListener.objects.filter(account=account).order_by("event_type_id", "channel_id")
+    token = client.listener_token
+    assert [(x.event_type_id, x.channel_id, x.listener_url) for x in listeners] == [
+        (4, None, f"http://127.0.0.1:8000/optimove/listener/demo/client/?token={token}"),
+        (5, None, f"http://127.0.0.1:8000/optimove/listener/demo/client/?token={token}"),
+        (13, 504, f"http://127.0.0.1:8000/optimove/listener/demo/504/?token={token}"),
+        (13, 505, f"http://127.0.0.1:8000/optimove/listener/demo/505/?token={token}"),
+        (13, 510, f"http://127.0.0.1:8000/optimove/listener/demo/510/?token={token}"),
+    ]
     assert "Created sandbox account 'local'" in first_out
+    assert "Created template 14 on channel 504" in first_out
     assert "Sandbox: everything was already in place." in second_out
     assert key not in first_out + second_out
 
