@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -39,8 +40,18 @@ def test_readyz_is_503_when_redis_is_unreachable(client: HttpClient, settings: A
 def test_a_real_worker_consumes_every_queue(celery_worker: Any, redis_client: Any) -> None:
     from apps.core.tasks import ping
 
-    celery_worker()
+    worker = celery_worker()
+    sent = []
     for queue in ("realtime", "audience", "sends", "reporting"):
         key = f"ping:{queue}:{uuid.uuid4().hex}"
-        ping.apply_async(args=[key], queue=queue)
+        sent.append(ping.apply_async(args=[key], queue=queue).id)
         wait_for(lambda key=key: redis_client.get(key) == b"pong", 15, f"a task on {queue}")
+    # The worker's log lines are JSON and carry the id of the task they were written for.
+    wait_for(lambda: all(task_id in worker.log() for task_id in sent), 10, "the worker to log the tasks")
+    lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+    finished = {
+        line["task_id"]
+        for line in lines
+        if line.get("task_name") == "core.ping" and "succeeded" in line["message"]
+    }
+    assert set(sent) <= finished
