@@ -109,7 +109,7 @@ class SmtpReceiver:
             return len(self.mails)
 
 
-def _smtp_child(host: str, port: int, out: Any, ready: Any) -> None:
+def _smtp_child(host: str, port: int, out: Any, ready: Any, stop: Any) -> None:
     """Runs in its own process, as a real mail server would: it does not share the test's GIL."""
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
@@ -121,7 +121,10 @@ def _smtp_child(host: str, port: int, out: Any, ready: Any) -> None:
     controller = Controller(Handler(), hostname=host, port=port)
     controller.start()
     ready.set()
-    threading.Event().wait()
+    stop.wait()
+    controller.stop()
+    out.close()
+    out.join_thread()  # every accepted mail reaches the parent before this process ends
 
 
 @contextmanager
@@ -130,8 +133,9 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     ready = context.Event()
+    child_stop = context.Event()
     child = context.Process(
-        target=_smtp_child, args=(receiver.host, receiver.port, queue, ready), daemon=True
+        target=_smtp_child, args=(receiver.host, receiver.port, queue, ready, child_stop), daemon=True
     )
     child.start()
     if not ready.wait(30):
@@ -140,10 +144,12 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     stop = threading.Event()
 
     def drain() -> None:
-        while not stop.is_set():
+        while True:
             try:
                 at, mail_from, rcpt_tos, content = queue.get(timeout=0.1)
             except Empty:
+                if stop.is_set():
+                    return
                 continue
             message = message_from_bytes(content, policy=policy.default)
             assert isinstance(message, EmailMessage)
@@ -155,8 +161,9 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     try:
         yield receiver
     finally:
-        time.sleep(0.2)  # let the last queued mails reach the list
-        stop.set()
-        drainer.join(5)
-        child.kill()
-        child.join(5)
+        child_stop.set()
+        child.join(15)
+        if child.is_alive():
+            child.kill()
+        stop.set()  # the drainer empties the queue, then ends
+        drainer.join(15)

@@ -27,6 +27,7 @@ from tests.receivers import http_receiver, smtp_receiver
 pytestmark = pytest.mark.worker
 
 DISPATCH_INTERVAL = 1.0
+CUSTOMERS = 1500  # per channel: 3,000 in all, a third due now, a third at +5 s, a third at +15 s
 # No message before its send time. Lateness counts from the later of the send time and the moment the
 # customer's row was stored (a customer due "now" cannot go out before it is fetched). The target is the
 # dispatch interval + 2 s; on this 2-core machine, with receivers, web, workers, beat, PostgreSQL and Redis
@@ -56,14 +57,18 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
         celery_worker(queues="realtime,audience", concurrency=2, **env)
         celery_worker(queues="sends", concurrency=4, **env)
         celery_beat(**env)
-        mail_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=504, size=1500, seed=7)
-        hook_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=510, size=1500, seed=8)
+        mail_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=504, size=CUSTOMERS, seed=7)
+        hook_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=510, size=CUSTOMERS, seed=8)
         for channel in (email, webhook):
             [notification] = sandbox_fire(
                 account=account, event_type_id=13, campaign_id=1111, channel_id=channel.optimove_channel_id
             )
             assert notification.status_code == 200
         wait_for(lambda: _runs_completed(2), 90, "both runs to complete", interval=0.5)
+        # Accepted by the receivers before being marked sent; let the last ones reach the test's lists.
+        wait_for(
+            lambda: smtp.count() >= CUSTOMERS and hook.count() >= CUSTOMERS, 15, "the receivers to record all"
+        )
 
     assert Message.objects.exclude(status="sent").count() == 0
     # Email: every customer once, through the right template, with the right values, on time.
