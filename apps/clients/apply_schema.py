@@ -1,8 +1,14 @@
 """Reading and validating a client file (`manage.py client_apply`), before anything is written.
 
 One client per file, YAML or JSON. The top level is a strict mapping: every section is declared in
-`CLIENT_SECTIONS`, so a later section (templates) is one more entry there plus its own parser, and a
-key nobody declared is an error rather than something silently ignored.
+`CLIENT_REQUIRED_SECTIONS` / `CLIENT_OPTIONAL_SECTIONS`, and a key nobody declared is an error rather
+than something silently ignored. Mappings further down (a channel, a template) are just as strict.
+
+Message templates belong to a channel, so they are listed under it (`channels[0].templates`). A channel
+entry without a `templates:` key leaves that channel's stored templates alone; a present list is the
+whole truth for that channel (with `--prune`, stored templates it does not list are deleted). Templates
+are checked here with the same rules as the admin's (`message_templates.validation`): the parts the
+channel's kind needs, and that every part compiles.
 
 Secrets (`optimove.api_key`, `optimove.password`, the values of `provider_secrets`) may be literal or
 `env:NAME`, read from the environment when the file is applied. A secret that is absent keeps the
@@ -27,7 +33,9 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
 
-from apps.clients.models import ChannelKind, ScheduledEventType
+from apps.clients.models import Channel, ChannelKind, ScheduledEventType
+from apps.message_templates.models import MessageTemplate
+from apps.message_templates.validation import template_content_errors
 
 T = TypeVar("T")
 
@@ -52,6 +60,21 @@ class ClientFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class TemplateSpec:
+    """One message template as the file gives it; the parts the file leaves out take the model's
+    defaults (empty text, no payload), so the file describes the whole template."""
+
+    template_id: int
+    name: str
+    is_active: bool
+    subject: str
+    html_body: str
+    text_body: str
+    payload: Any  # any JSON value; None is no payload
+    deep_link: str
+
+
+@dataclass(frozen=True)
 class ChannelSpec:
     channel_id: int
     name: str
@@ -65,6 +88,8 @@ class ChannelSpec:
     is_realtime: bool
     scheduled_event_type: int
     is_active: bool
+    # None: the entry has no `templates:` key, and the channel's stored templates are left alone.
+    templates: tuple[TemplateSpec, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,14 +204,16 @@ class _Reader:
                 self.error(f"{prefix}{key}", "required")
         return value
 
-    def string(self, value: Any, path: str, *, max_length: int, allow_empty: bool = False) -> str | None:
+    def string(
+        self, value: Any, path: str, *, max_length: int | None, allow_empty: bool = False
+    ) -> str | None:
         if not isinstance(value, str):
             self.error(path, f"expected a string, got {_type_name(value)}")
             return None
         if not value.strip() and not allow_empty:
             self.error(path, "must not be empty")
             return None
-        if len(value) > max_length:
+        if max_length is not None and len(value) > max_length:
             self.error(path, f"longer than {max_length} characters")
             return None
         return value
@@ -354,6 +381,7 @@ class _Reader:
                 "realtime",
                 "scheduled_event_type",
                 "active",
+                "templates",
             ),
         )
         if item is None:
@@ -389,6 +417,9 @@ class _Reader:
             lambda v: self._event_type(v, f"{path}.scheduled_event_type"),
         )
         is_active = self.optional(item, "active", True, lambda v: self.boolean(v, f"{path}.active"))
+        templates = (
+            self._templates(item["templates"], f"{path}.templates", kind) if "templates" in item else None
+        )
         if len(self.errors) > errors_before or channel_id is None or name is None or kind is None:
             return None
         if provider is None:
@@ -405,7 +436,98 @@ class _Reader:
             is_realtime=realtime,
             scheduled_event_type=event_type,
             is_active=is_active,
+            templates=templates,
         )
+
+    def _templates(self, value: Any, path: str, kind: str | None) -> tuple[TemplateSpec, ...]:
+        # As with `channels:`, an empty `templates:` is refused rather than read as "none": with
+        # --prune it would delete every template of the channel. No templates is `templates: []`.
+        if not isinstance(value, list):
+            self.error(path, f"expected a list, got {_type_name(value)}")
+            return ()
+        templates: list[TemplateSpec] = []
+        seen: dict[int, int] = {}
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            template = self._template(item, item_path, kind)
+            if template is None:
+                continue
+            if template.template_id in seen:
+                self.error(
+                    f"{item_path}.template_id",
+                    f"{template.template_id} is already used by {path}[{seen[template.template_id]}]",
+                )
+                continue
+            seen[template.template_id] = index
+            templates.append(template)
+        return tuple(templates)
+
+    def _template(self, value: Any, path: str, kind: str | None) -> TemplateSpec | None:
+        item = self.mapping(
+            value,
+            path,
+            required=("template_id", "name"),
+            optional=TEMPLATE_OPTIONAL_KEYS,
+        )
+        if item is None:
+            return None
+        errors_before = len(self.errors)
+        template_id = (
+            self.integer(item["template_id"], f"{path}.template_id", minimum=1)
+            if "template_id" in item
+            else None
+        )
+        name = self.string(item["name"], f"{path}.name", max_length=200) if "name" in item else None
+        is_active = self.optional(item, "active", True, lambda v: self.boolean(v, f"{path}.active"))
+        parts = {key: self._template_part(item, key, path) for key in _TEMPLATE_MAX_LENGTHS}
+        payload: Any = None
+        if item.get("payload") is not None:
+            before_payload = len(self.errors)
+            self._check_json(item["payload"], f"{path}.payload")
+            if len(self.errors) == before_payload:
+                payload = item["payload"]
+        if len(self.errors) > errors_before or template_id is None or name is None:
+            return None
+        template = TemplateSpec(
+            template_id=template_id,
+            name=name,
+            is_active=is_active,
+            subject=parts["subject"],
+            html_body=parts["html_body"],
+            text_body=parts["text_body"],
+            payload=payload,
+            deep_link=parts["deep_link"],
+        )
+        if kind is not None:
+            self._template_content(template, path, kind)
+        return template
+
+    def _template_part(self, item: Mapping[str, Any], key: str, path: str) -> str:
+        """A text part; absent is empty. A bad value is recorded as an error (nothing is applied)."""
+        if key not in item:
+            return ""
+        part = self.string(
+            item[key], f"{path}.{key}", max_length=_TEMPLATE_MAX_LENGTHS[key], allow_empty=True
+        )
+        return "" if part is None else part
+
+    def _template_content(self, template: TemplateSpec, path: str, kind: str) -> None:
+        """The admin's checks (parts the kind needs, every part compiles), on an unsaved template of
+        an unsaved channel of the file's kind: nothing is read or written."""
+        candidate = MessageTemplate(
+            channel=Channel(kind=kind),
+            template_id=template.template_id,
+            name=template.name,
+            is_active=template.is_active,
+            subject=template.subject,
+            html_body=template.html_body,
+            text_body=template.text_body,
+            payload=template.payload,
+            deep_link=template.deep_link,
+        )
+        for model_field, messages in template_content_errors(template=candidate).items():
+            for message in messages:
+                self.error(f"{path}.{TEMPLATE_FILE_KEYS.get(model_field, model_field)}", message)
 
     def _choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str | None:
         if not isinstance(value, str) or value not in choices:
@@ -479,7 +601,29 @@ class _Reader:
         return secrets if ok else None
 
 
-# The top-level sections of a client file. A new section (templates) is added here and read by its
-# own method; the strict check above then accepts it and still rejects anything undeclared.
+# The top-level sections of a client file. A new section is added here and read by its own method;
+# the strict check above then accepts it and still rejects anything undeclared. Templates are not a
+# section of their own: they belong to a channel and are listed under it.
 CLIENT_REQUIRED_SECTIONS: tuple[str, ...] = ("slug", "name", "optimove")
 CLIENT_OPTIONAL_SECTIONS: tuple[str, ...] = ("active", "channels")
+
+# A template's keys besides template_id and name. `sample_attributes` (the admin's preview data) is
+# deliberately not part of the file.
+TEMPLATE_OPTIONAL_KEYS: tuple[str, ...] = (
+    "active",
+    "subject",
+    "html_body",
+    "text_body",
+    "payload",
+    "deep_link",
+)
+# Model field -> file key, where they differ.
+TEMPLATE_FILE_KEYS: dict[str, str] = {"is_active": "active"}
+# The model's column limits; the bodies are text columns, bounded by TEMPLATE_MAX_OUTPUT_BYTES, which
+# template_content_errors checks.
+_TEMPLATE_MAX_LENGTHS: dict[str, int | None] = {
+    "subject": 1000,
+    "html_body": None,
+    "text_body": None,
+    "deep_link": 2000,
+}

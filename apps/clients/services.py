@@ -1,5 +1,5 @@
-"""Writes to clients and channels: applying a client file, exporting one, the listener token, and
-re-encrypting every stored secret under the newest key."""
+"""Writes to clients and channels: applying a client file (with the channels' message templates),
+exporting one, the listener token, and re-encrypting every stored secret under the newest key."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps as django_apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.deletion import ProtectedError, RestrictedError
@@ -25,10 +26,13 @@ from apps.clients.apply_schema import (
     ClientFileError,
     ClientSpec,
     SecretUpdate,
+    TemplateSpec,
     parse_client_document,
 )
 from apps.clients.fields import EncryptedJSONField, EncryptedTextField
 from apps.clients.models import Channel, Client, new_listener_token
+from apps.message_templates.models import MessageTemplate
+from apps.message_templates.services import template_delete, template_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class ObjectChange:
-    label: str  # `client acme`, `channel 504 "Email"`
+    label: str  # `client acme`, `channel 504 "Email"`, `channel 504 template 14 "Spring welcome"`
     action: Literal["created", "updated", "deleted", "kept"]
     fields: tuple[FieldChange, ...] = ()
 
@@ -115,6 +119,20 @@ _CHANNEL_FIELDS: tuple[tuple[str, str], ...] = (
     ("scheduled_event_type", "scheduled_event_type"),
     ("active", "is_active"),
 )
+# (file name, model attribute) of a template's fields besides template_id. `sample_attributes` is the
+# admin's preview data, not part of the file, and is never touched by an apply.
+_TEMPLATE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("name", "name"),
+    ("active", "is_active"),
+    ("subject", "subject"),
+    ("html_body", "html_body"),
+    ("text_body", "text_body"),
+    ("payload", "payload"),
+    ("deep_link", "deep_link"),
+)
+# A template value whose JSON spelling is longer than this is reported as set/changed/removed, not
+# printed: an HTML body in the change list would bury everything else.
+_SHOWN_MAX_CHARS = 60
 
 
 def client_apply(*, document: Mapping[str, Any], prune: bool = False, dry_run: bool = False) -> ApplyResult:
@@ -123,7 +141,10 @@ def client_apply(*, document: Mapping[str, Any], prune: bool = False, dry_run: b
     Everything is validated before the first write and the whole apply is one transaction. Only
     fields whose values differ are written, so applying the same file twice writes nothing the second
     time. Secrets absent from the file keep their stored values; channels absent from the file are
-    kept unless `prune`. With `dry_run` the changes are computed, reported and rolled back.
+    kept unless `prune`, and so are templates absent from a channel's `templates:` list (a channel
+    entry without that key leaves its templates alone, even with `prune`). Every template write goes
+    through `message_templates.services`. With `dry_run` the changes are computed, reported and
+    rolled back.
     Raises ClientFileError for a file that cannot be applied.
     """
     spec = parse_client_document(document=document)
@@ -169,19 +190,33 @@ def _client_apply(spec: ClientSpec, *, prune: bool, dry_run: bool) -> ApplyResul
             }
         if change is not None:
             objects.append(change)
-        for channel_spec in spec.channels:
+        for index, channel_spec in enumerate(spec.channels):
             channel = existing.pop(channel_spec.channel_id, None)
+            channel_created = channel is None
+            channel_change: ObjectChange | None
             if channel is None:
-                objects.append(_channel_create(client, channel_spec))
+                channel, channel_change = _channel_create(client, channel_spec)
             else:
                 channel_change = _channel_update(channel, channel_spec)
-                if channel_change is not None:
-                    objects.append(channel_change)
+            if channel_change is not None:
+                objects.append(channel_change)
+            if channel_spec.templates is not None:
+                objects += _templates_apply(
+                    channel,
+                    channel_spec.templates,
+                    path=f"channels[{index}].templates",
+                    stored_too=not channel_created,
+                    prune=prune,
+                )
         for channel in sorted(existing.values(), key=lambda c: c.optimove_channel_id):
             label = _channel_label(channel.optimove_channel_id, channel.name)
             if prune:
+                # Through template_delete, not the channel's cascade, so each deletion is seen by
+                # the template services like any other.
+                deleted = _templates_delete_all(channel)
                 _channel_delete(channel, label)
                 objects.append(ObjectChange(label, "deleted"))
+                objects += deleted
             else:
                 objects.append(ObjectChange(label, "kept"))
         warnings: list[str] = []
@@ -254,7 +289,7 @@ def _channel_label(channel_id: int, name: str) -> str:
     return f"channel {channel_id} {_show(name)}"
 
 
-def _channel_create(client: Client, spec: ChannelSpec) -> ObjectChange:
+def _channel_create(client: Client, spec: ChannelSpec) -> tuple[Channel, ObjectChange]:
     secrets = {key: value for key, value in spec.provider_secrets.items() if value is not None}
     channel = Channel(
         client=client,
@@ -273,7 +308,7 @@ def _channel_create(client: Client, spec: ChannelSpec) -> ObjectChange:
     channel.save()
     fields = [FieldChange(name, _show(getattr(channel, attr))) for name, attr in _CHANNEL_FIELDS]
     fields += [FieldChange(f"provider_secrets.{key}", "set") for key in sorted(secrets)]
-    return ObjectChange(_channel_label(spec.channel_id, spec.name), "created", tuple(fields))
+    return channel, ObjectChange(_channel_label(spec.channel_id, spec.name), "created", tuple(fields))
 
 
 def _channel_update(channel: Channel, spec: ChannelSpec) -> ObjectChange | None:
@@ -322,16 +357,155 @@ def _channel_delete(channel: Channel, label: str) -> None:
     )
 
 
+def _template_label(channel_id: int, template_id: int, name: str) -> str:
+    return f"channel {channel_id} template {template_id} {_show(name)}"
+
+
+def _templates_apply(
+    channel: Channel,
+    templates: tuple[TemplateSpec, ...],
+    *,
+    path: str,
+    stored_too: bool,
+    prune: bool,
+) -> list[ObjectChange]:
+    """Makes the channel's templates match its `templates:` list; `path` names the list in errors."""
+    stored: dict[int, MessageTemplate] = {}
+    if stored_too:  # a channel created a moment ago has none to read
+        stored = {
+            template.template_id: template
+            for template in MessageTemplate.objects.select_for_update().filter(channel=channel)
+        }
+    objects: list[ObjectChange] = []
+    for index, spec in enumerate(templates):
+        template = stored.pop(spec.template_id, None)
+        if template is None:
+            fields = [
+                FieldChange(name, _template_value_shown(attr, getattr(spec, attr)))
+                for name, attr in _TEMPLATE_FIELDS
+                if attr in ("name", "is_active") or not _is_blank(getattr(spec, attr))
+            ]
+            _template_upsert(channel, spec, f"{path}[{index}]")
+            label = _template_label(channel.optimove_channel_id, spec.template_id, spec.name)
+            objects.append(ObjectChange(label, "created", tuple(fields)))
+            continue
+        changes = [
+            FieldChange(name, _template_change_shown(attr, getattr(template, attr), getattr(spec, attr)))
+            for name, attr in _TEMPLATE_FIELDS
+            if not _same_value(getattr(template, attr), getattr(spec, attr))
+        ]
+        if changes:
+            _template_upsert(channel, spec, f"{path}[{index}]")
+            label = _template_label(channel.optimove_channel_id, spec.template_id, template.name)
+            objects.append(ObjectChange(label, "updated", tuple(changes)))
+    for template in sorted(stored.values(), key=lambda t: t.template_id):
+        label = _template_label(channel.optimove_channel_id, template.template_id, template.name)
+        if prune:
+            template_delete(template=template)
+            objects.append(ObjectChange(label, "deleted"))
+        else:
+            objects.append(ObjectChange(label, "kept"))
+    return objects
+
+
+def _template_upsert(channel: Channel, spec: TemplateSpec, path: str) -> None:
+    try:
+        template_upsert(
+            channel=channel,
+            template_id=spec.template_id,
+            name=spec.name,
+            is_active=spec.is_active,
+            subject=spec.subject,
+            html_body=spec.html_body,
+            text_body=spec.text_body,
+            payload=spec.payload,
+            deep_link=spec.deep_link,
+        )
+    except ValidationError as exc:
+        # The file was checked with the same rules before the first write, so this is not expected;
+        # should it happen, it still names the template, and the whole apply is rolled back.
+        names = {attr: name for name, attr in _TEMPLATE_FIELDS}
+        problems = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+        raise ClientFileError(
+            [
+                f"{path}{'' if field == '__all__' else '.' + names.get(field, field)}: {message}"
+                for field, messages in problems.items()
+                for message in messages
+            ]
+        ) from None
+
+
+def _templates_delete_all(channel: Channel) -> list[ObjectChange]:
+    deleted = []
+    for template in (
+        MessageTemplate.objects.select_for_update().filter(channel=channel).order_by("template_id")
+    ):
+        template_delete(template=template)
+        label = _template_label(channel.optimove_channel_id, template.template_id, template.name)
+        deleted.append(ObjectChange(label, "deleted"))
+    return deleted
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _same_value(stored: Any, new: Any) -> bool:
+    """Equal as JSON values: `true` is not `1` (Python says it is), while `1` and `1.0` are the same
+    number however the database hands it back, so a re-apply never rewrites an unchanged payload."""
+    if isinstance(stored, bool) or isinstance(new, bool):
+        return type(stored) is type(new) and stored == new
+    if isinstance(stored, int | float) and isinstance(new, int | float):
+        return stored == new
+    if isinstance(stored, dict) and isinstance(new, dict):
+        return stored.keys() == new.keys() and all(_same_value(stored[k], new[k]) for k in stored)
+    if isinstance(stored, list) and isinstance(new, list):
+        return len(stored) == len(new) and all(_same_value(a, b) for a, b in zip(stored, new, strict=True))
+    return type(stored) is type(new) and stored == new
+
+
+def _template_value_shown(attr: str, value: Any) -> str:
+    shown = _show(value)
+    return shown if attr == "name" or len(shown) <= _SHOWN_MAX_CHARS else "set"
+
+
+def _template_change_shown(attr: str, old: Any, new: Any) -> str:
+    old_shown, new_shown = _show(old), _show(new)
+    if attr == "name" or (len(old_shown) <= _SHOWN_MAX_CHARS and len(new_shown) <= _SHOWN_MAX_CHARS):
+        return f"{old_shown} -> {new_shown}"
+    if _is_blank(old):
+        return "set"
+    return "removed" if _is_blank(new) else "changed"
+
+
 # ---------------------------------------------------------------------------------------------------
 # client_export
 # ---------------------------------------------------------------------------------------------------
 
 
 def client_export(*, client: Client) -> dict[str, Any]:
-    """The client as a client file, without any secret: applying it changes nothing."""
+    """The client as a client file, without any secret: applying it changes nothing.
+
+    Every channel carries its whole `templates:` list (empty when it has none), so the export is
+    authoritative for templates too. The templates' `sample_attributes` (preview data) are left out.
+    """
     optimove: dict[str, Any] = {"base_url": client.optimove_base_url}
     if client.optimove_username:
         optimove["username"] = client.optimove_username
+    templates: dict[int, list[dict[str, Any]]] = {}
+    for template in MessageTemplate.objects.filter(client=client).order_by("channel_id", "template_id"):
+        templates.setdefault(template.channel_id, []).append(
+            {
+                "template_id": template.template_id,
+                "name": template.name,
+                "active": template.is_active,
+                "subject": template.subject,
+                "html_body": template.html_body,
+                "text_body": template.text_body,
+                "payload": template.payload,
+                "deep_link": template.deep_link,
+            }
+        )
     channels = [
         {
             "channel_id": channel.optimove_channel_id,
@@ -344,6 +518,7 @@ def client_export(*, client: Client) -> dict[str, Any]:
             "realtime": channel.is_realtime,
             "scheduled_event_type": channel.scheduled_event_type,
             "active": channel.is_active,
+            "templates": templates.get(channel.pk, []),
         }
         for channel in Channel.objects.filter(client=client).order_by("optimove_channel_id")
     ]

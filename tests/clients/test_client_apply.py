@@ -260,6 +260,7 @@ def test_export_then_apply_of_the_export_changes_nothing(tmp_path: Path) -> None
                 "realtime": False,
                 "scheduled_event_type": 13,
                 "active": True,
+                "templates": [],
             },
             {
                 "channel_id": 505,
@@ -272,6 +273,7 @@ def test_export_then_apply_of_the_export_changes_nothing(tmp_path: Path) -> None
                 "realtime": True,
                 "scheduled_event_type": 1,
                 "active": True,
+                "templates": [],
             },
         ],
     }
@@ -344,7 +346,7 @@ BAD_DOCUMENTS = [
         [
             "channels[1].sender: unknown key (expected one of channel_id, name, kind, provider, "
             "provider_options, provider_secrets, address_attribute, rate_limit_per_second, realtime, "
-            "scheduled_event_type, active)"
+            "scheduled_event_type, active, templates)"
         ],
         id="unknown channel key",
     ),

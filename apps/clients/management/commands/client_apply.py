@@ -12,14 +12,20 @@ from apps.clients.apply_schema import ClientFileError, load_document
 
 class Command(BaseCommand):
     help = (
-        "Creates or updates one client and its channels from a YAML or JSON file (`-` reads stdin). "
+        "Creates or updates one client, its channels and their message templates from a YAML or JSON "
+        "file (`-` reads stdin). "
         "Applying the same file twice changes nothing; secrets may be written as env:NAME."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="the client file (.yaml, .yml or .json; `-` for stdin)")
         parser.add_argument(
-            "--prune", action="store_true", help="delete the client's channels that the file does not list"
+            "--prune",
+            action="store_true",
+            help=(
+                "delete the client's channels that the file does not list, and the templates a channel's "
+                "templates: list does not list (a channel entry without templates: keeps its templates)"
+            ),
         )
         parser.add_argument("--dry-run", action="store_true", help="print what would change and save nothing")
 

@@ -15,8 +15,23 @@ HEADER = """\
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes text of several lines (HTML and text bodies) as `|` blocks, readable and editable as
+    they are; PyYAML falls back to a quoted scalar by itself where a block could not round-trip."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 class Command(BaseCommand):
-    help = "Prints one client and its channels as a client file (YAML) without secrets."
+    help = (
+        "Prints one client, its channels and their message templates as a client file (YAML) without secrets."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
@@ -28,4 +43,4 @@ class Command(BaseCommand):
             raise CommandError(f"no client with slug {options['slug']!r}") from None
         document = services.client_export(client=client)
         self.stdout.write(HEADER, ending="")
-        self.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), ending="")
+        self.stdout.write(yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True), ending="")
