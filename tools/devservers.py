@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -259,12 +258,3 @@ def read_env_file(path: Path) -> dict[str, str]:
                 key, _, value = line.partition("=")
                 values[key.strip()] = value.strip()
     return values
-
-
-def main() -> int:
-    print("use tools/run.py", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

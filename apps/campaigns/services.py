@@ -76,7 +76,7 @@ def campaign_run_start(
             },
         )
         if created and run.state == RunState.PAGING:
-            _enqueue_fetch_page_on_commit(run.pk)
+            transaction.on_commit(lambda: _enqueue_fetch_page(run.pk))
     if created:
         logger.info(
             "campaign run created",
@@ -775,10 +775,6 @@ def _enqueue(task_name: str, *args: object, queue: str | None = None) -> None:
 
 def _enqueue_fetch_page(run_id: int) -> None:
     _enqueue("campaigns.fetch_page", run_id, queue="audience")
-
-
-def _enqueue_fetch_page_on_commit(run_id: int) -> None:
-    transaction.on_commit(lambda: _enqueue_fetch_page(run_id))
 
 
 DISPATCH_KICK_KEY = "campaigns:dispatch-kick"
