@@ -189,5 +189,13 @@ def string_option(options: Mapping[str, Any], key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def whole_number_option_errors(options: Mapping[str, Any], key: str, *, low: int, high: int) -> list[str]:
+    """The error for an optional whole-number option outside low..high (booleans are not numbers)."""
+    value = options.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        return []
+    return [f"option {key} must be a whole number from {low} to {high}"]
+
+
 def is_http_url(value: object) -> bool:
     return isinstance(value, str) and re.match(r"^https?://[^\s/?#]+", value, re.IGNORECASE) is not None

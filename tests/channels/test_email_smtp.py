@@ -134,6 +134,38 @@ def test_a_batch_goes_over_one_connection_with_stable_message_ids_and_both_parts
         assert parts == {"text/plain": f"Plain offer {i}", "text/html": f"<p>HTML offer {i}</p>"}
 
 
+def test_a_big_batch_is_shared_over_several_connections_each_message_once_in_order(
+    smtp_server: SmtpServer,
+) -> None:
+    smtp_server.handler.drop_on_data.add("c17@mail.example")
+    messages = [outbound(i, f"c{i}@mail.example", key=f"k{i}") for i in range(1, 41)]
+    with make_backend(smtp_server.port, connections=3) as backend:
+        results = backend.send_batch(messages)
+
+    # One result per message, in the batch's order; the dropped one is retried, nothing else is hurt.
+    assert [r.message_id for r in results] == list(range(1, 41))
+    assert [r.status for r in results].count(SendStatus.SENT) == 39
+    assert results[16] == SendResult(17, SendStatus.RETRY, error="mail server closed the connection")
+    received = smtp_server.handler.received
+    assert sorted(r.rcpt_tos[0] for r in received) == sorted(
+        f"c{i}@mail.example" for i in range(1, 41) if i != 17
+    )
+    # Three connections side by side, plus the one that replaced the dropped connection.
+    assert len(smtp_server.connections()) == 4
+    # Each connection took its messages in the batch's order.
+    by_connection: dict[tuple[str, int], list[int]] = {}
+    for r in received:
+        by_connection.setdefault(r.peer, []).append(int(r.rcpt_tos[0][1:].split("@")[0]))
+    assert all(ids == sorted(ids) for ids in by_connection.values())
+
+
+def test_a_small_batch_uses_one_connection_whatever_the_cap(smtp_server: SmtpServer) -> None:
+    with make_backend(smtp_server.port, connections=8) as backend:
+        backend.send_batch([outbound(i, f"c{i}@mail.example") for i in range(1, 13)])
+    assert len(smtp_server.handler.received) == 12
+    assert len(smtp_server.connections()) == 1
+
+
 def test_a_resend_after_a_crash_carries_the_same_message_id(smtp_server: SmtpServer) -> None:
     message = outbound(1, "again@mail.example", key="run9-c1-t12")
     with make_backend(smtp_server.port, message_id_domain="mid.shop.example") as backend:
@@ -296,10 +328,12 @@ def test_config_errors_name_what_is_missing() -> None:
             "use_ssl": True,
             "username": "u",
             "headers": {"Message-ID": "<x@y>"},
+            "connections": 0,
         },
         secrets={},
     ) == [
         "option headers may not set Message-ID",
+        "option connections must be a whole number from 1 to 16",
         "option port must be a port number",
         "options use_tls and use_ssl cannot both be true",
         "secret password is required when option username is set",

@@ -1,8 +1,10 @@
 """Email through Django's email backends: plain SMTP, or any ESP django-anymail supports.
 
-One connection (an SMTP session, or anymail's HTTP session) is opened per batch and reused for every
-message in it. Each message carries a stable `Message-ID` built from its idempotency key, so a message
-re-sent after a crash is recognisably the same one.
+A batch is sent over a few connections (SMTP sessions, or anymail HTTP sessions) side by side, each
+reused for its share of the batch: an SMTP message costs four round trips, so one session alone spends
+most of its time waiting for the server. A small batch uses one connection; option `connections` caps
+how many a batch opens (default 4). Each message carries a stable `Message-ID` built from its
+idempotency key, so a message re-sent after a crash is recognisably the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pkgutil
 import re
 import smtplib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
@@ -36,16 +39,31 @@ from apps.channels.base import (
     sent,
     string_option,
     unexpected,
+    whole_number_option_errors,
 )
 from apps.channels.registry import register_backend
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 _MESSAGE_ID_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,48}$")
 RESERVED_HEADERS = frozenset({"message-id", "from", "to", "cc", "bcc", "subject", "reply-to"})
+DEFAULT_CONNECTIONS = 4
+MAX_CONNECTIONS = 16
+# A batch opens one more connection for every this many messages, up to option `connections`: opening
+# one (TLS, login) costs about as much as sending a few messages.
+MESSAGES_PER_CONNECTION = 10
 
 
 class _ConnectionLost(Exception):
     """The SMTP session is gone; the message was not (known to be) sent."""
+
+
+class _Lane:
+    """One connection and the share of a batch sent over it, by one thread."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self) -> None:
+        self.connection: BaseEmailBackend | None = None
 
 
 class _EmailBackend(ChannelBackend):
@@ -69,7 +87,8 @@ class _EmailBackend(ChannelBackend):
         self.message_id_domain = string_option(self.options, "message_id_domain") or _domain_of(
             self.from_email
         )
-        self._connection: BaseEmailBackend | None = None
+        self.connections = int(self.options.get("connections") or DEFAULT_CONNECTIONS)
+        self._lanes: list[_Lane] = [_Lane()]
 
     @classmethod
     def config_errors(cls, *, options: Mapping[str, Any], secrets: Mapping[str, Any]) -> list[str]:
@@ -94,6 +113,7 @@ class _EmailBackend(ChannelBackend):
         domain = options.get("message_id_domain")
         if domain is not None and (not isinstance(domain, str) or not re.match(r"^[A-Za-z0-9.-]+$", domain)):
             errors.append("option message_id_domain must be a domain name")
+        errors += whole_number_option_errors(options, "connections", low=1, high=MAX_CONNECTIONS)
         return errors
 
     # Connecting ---------------------------------------------------------------------------------
@@ -102,44 +122,62 @@ class _EmailBackend(ChannelBackend):
         raise NotImplementedError
 
     def open(self) -> None:
-        """Connects now so the batch reuses one connection; a failure here is reported per message
-        by `send_batch`, never raised."""
-        self._connect()
+        """Connects the first connection now; a failure here is reported per message by `send_batch`,
+        never raised. Further connections open when a batch is big enough to use them."""
+        self._connect(self._lanes[0])
 
-    def _connect(self) -> Exception | None:
+    def _connect(self, lane: _Lane) -> Exception | None:
         try:
-            if self._connection is None:
-                self._connection = self._new_connection()
-            self._connection.open()
+            if lane.connection is None:
+                lane.connection = self._new_connection()
+            lane.connection.open()
         except Exception as exc:
-            self._drop_connection()
+            self._drop_connection(lane)
             return exc
         return None
 
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
+    @staticmethod
+    def _drop_connection(lane: _Lane) -> None:
+        if lane.connection is not None:
             # Closing a broken session may fail again; it is gone either way.
             with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+                lane.connection.close()
+            lane.connection = None
 
     def close(self) -> None:
-        self._drop_connection()
+        for lane in self._lanes:
+            self._drop_connection(lane)
 
     # Sending ------------------------------------------------------------------------------------
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """One result per message, in order. The batch is dealt round-robin over its connections, so
+        messages due first still go first on every connection."""
+        width = max(1, min(self.connections, len(messages) // MESSAGES_PER_CONNECTION))
+        while len(self._lanes) < width:
+            self._lanes.append(_Lane())
+        if width == 1:
+            return self._send_over(self._lanes[0], messages)
+        shares = [messages[i::width] for i in range(width)]
+        with ThreadPoolExecutor(max_workers=width) as pool:
+            parts = list(pool.map(self._send_over, self._lanes[:width], shares))
+        results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
+        for i, part in enumerate(parts):
+            results[i::width] = part
+        return results
+
+    def _send_over(self, lane: _Lane, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         results: list[SendResult] = []
         connect_error: Exception | None = None
         for message in messages:
-            if self._connection is None and connect_error is None:
+            if lane.connection is None and connect_error is None:
                 # First use, or the connection was lost mid-batch: (re)connect. Once that fails, the
-                # rest of the batch gets the same answer instead of waiting for the same timeout.
-                connect_error = self._connect()
+                # rest of this share gets the same answer instead of waiting for the same timeout.
+                connect_error = self._connect(lane)
             if connect_error is not None:
-                results.append(self._map_error(message, connect_error))
+                results.append(self._map_error(lane, message, connect_error))
                 continue
-            result = self._send_one(message)
+            result = self._send_one(lane, message)
             results.append(result or retry(message, "mail server closed the connection"))
         return results
 
@@ -165,7 +203,7 @@ class _EmailBackend(ChannelBackend):
             email.attach_alternative(content.html, "text/html")
         return email
 
-    def _send_one(self, message: OutboundMessage) -> SendResult | None:
+    def _send_one(self, lane: _Lane, message: OutboundMessage) -> SendResult | None:
         """The result, or None when the connection was lost (the caller reconnects)."""
         try:
             validate_email(message.to)
@@ -177,14 +215,14 @@ class _EmailBackend(ChannelBackend):
             email = self.build_email(message)
         except (ValueError, TypeError) as exc:
             return failed(message, f"cannot build the email: {exc}")
-        assert self._connection is not None
+        assert lane.connection is not None
         try:
-            count = self._connection.send_messages([email])
+            count = lane.connection.send_messages([email])
         except _ConnectionLost:
             return None
         except Exception as exc:
             try:
-                return self._map_error(message, exc)
+                return self._map_error(lane, message, exc)
             except _ConnectionLost:
                 return None
         if not count:
@@ -194,7 +232,7 @@ class _EmailBackend(ChannelBackend):
     def _after_send(self, message: OutboundMessage, email: EmailMultiAlternatives) -> SendResult:
         return sent(message, self.message_id(message))
 
-    def _map_error(self, message: OutboundMessage, exc: Exception) -> SendResult:
+    def _map_error(self, lane: _Lane, message: OutboundMessage, exc: Exception) -> SendResult:
         raise NotImplementedError
 
 
@@ -229,7 +267,7 @@ def _smtp_text(raw: bytes | str) -> str:
 @register_backend
 class SmtpBackend(_EmailBackend):
     """Plain SMTP. Options: host, port, use_tls, use_ssl, username, from_email, reply_to, headers,
-    message_id_domain. Secrets: password."""
+    message_id_domain, connections. Secrets: password."""
 
     name = "smtp"
 
@@ -264,7 +302,7 @@ class SmtpBackend(_EmailBackend):
             timeout=self.timeout,
         )
 
-    def _map_error(self, message: OutboundMessage, exc: Exception) -> SendResult:
+    def _map_error(self, lane: _Lane, message: OutboundMessage, exc: Exception) -> SendResult:
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, text = next(iter(exc.recipients.values()), (550, b"refused"))
             return _smtp_code_result(message, int(code), _smtp_text(text), "recipient refused")
@@ -274,12 +312,12 @@ class SmtpBackend(_EmailBackend):
             return _smtp_code_result(message, exc.smtp_code, _smtp_text(exc.smtp_error), "login failed")
         if isinstance(exc, smtplib.SMTPServerDisconnected) and _caused_by_timeout(exc):
             # smtplib reports a read timeout as a disconnection.
-            self._drop_connection()
+            self._drop_connection(lane)
             return retry(message, f"mail server timed out after {self.timeout:g}s")
         if isinstance(exc, smtplib.SMTPServerDisconnected):
-            if self._connection is not None and getattr(self._connection, "connection", None) is not None:
+            if lane.connection is not None and getattr(lane.connection, "connection", None) is not None:
                 # Lost mid-batch: the caller reconnects once and carries on with the rest.
-                self._drop_connection()
+                self._drop_connection(lane)
                 raise _ConnectionLost from exc
             return retry(message, "mail server closed the connection")
         if isinstance(exc, smtplib.SMTPResponseException):  # SMTPDataError, SMTPHeloError, SMTPConnectError
@@ -292,7 +330,7 @@ class SmtpBackend(_EmailBackend):
             return retry(message, f"mail server timed out after {self.timeout:g}s")
         if isinstance(exc, smtplib.SMTPException | OSError):
             # Connection refused, reset, DNS failure...: the connection is unusable, reconnect later.
-            self._drop_connection()
+            self._drop_connection(lane)
             return retry(message, f"mail server unreachable: {type(exc).__name__}")
         if isinstance(exc, ValueError | UnicodeError):
             return failed(message, f"cannot send this email: {exc}")
@@ -377,7 +415,7 @@ class AnymailBackend(_EmailBackend):
             provider_id = next(iter(sorted(provider_id)), None)
         return sent(message, str(provider_id) if provider_id else self.message_id(message))
 
-    def _map_error(self, message: OutboundMessage, exc: Exception) -> SendResult:
+    def _map_error(self, lane: _Lane, message: OutboundMessage, exc: Exception) -> SendResult:
         from anymail.exceptions import (
             AnymailAPIError,
             AnymailError,

@@ -23,6 +23,7 @@ from apps.channels.base import (
     sent,
     string_option,
     unexpected,
+    whole_number_option_errors,
 )
 from apps.channels.registry import register_backend
 from apps.channels.signatures import webhook_signature
@@ -63,13 +64,7 @@ class WebhookBackend(ChannelBackend):
         secret = secrets.get("signing_secret")
         if not isinstance(secret, str) or not secret:
             errors.append("secret signing_secret is required")
-        concurrency = options.get("concurrency")
-        if concurrency is not None and (
-            not isinstance(concurrency, int)
-            or isinstance(concurrency, bool)
-            or not 1 <= concurrency <= MAX_CONCURRENCY
-        ):
-            errors.append(f"option concurrency must be a whole number from 1 to {MAX_CONCURRENCY}")
+        errors += whole_number_option_errors(options, "concurrency", low=1, high=MAX_CONCURRENCY)
         url = options.get("url")
         if url is not None and not is_http_url(url):
             errors.append("option url must be an http(s) URL")
