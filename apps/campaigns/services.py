@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -233,8 +234,11 @@ def campaign_run_fetch_page(
             ]
         )
         transaction.on_commit(lambda: _enqueue_fetch_page(run_id))
-        if any((row.send_at or now) <= now for row in page.rows):
-            transaction.on_commit(dispatch_soon)  # some are due already: do not wait for the next tick
+        due_by = now + timedelta(seconds=settings.DISPATCH_LEAD_SECONDS)
+        if any((row.send_at or now) <= due_by for row in page.rows):
+            # Some are due already: release them from here rather than wait for the next tick, or for a
+            # dispatcher task queued behind other pages.
+            transaction.on_commit(_dispatch_now)
     return PageOutcome(stored=len(page.rows))
 
 
@@ -294,13 +298,16 @@ def messages_dispatch(*, now: datetime | None = None, budget: int | None = None)
         by_client[client_id].append((run_id, kind))
     released = 0
     batch_size = settings.SEND_BATCH_SIZE
+    # Released a little ahead of their send time, so a send task has rendered its batch and opened its
+    # connection by then; it hands each message over no earlier than its send time.
+    due_by = now + timedelta(seconds=settings.DISPATCH_LEAD_SECONDS)
     while budget > 0 and by_client:
         for client_id in list(by_client):
             if budget <= 0:
                 break
             queue = by_client[client_id]
             run_id, kind = queue.pop(0)
-            ids = _claim_due(run_id=run_id, now=now, limit=batch_size)
+            ids = _claim_due(run_id=run_id, now=now, limit=batch_size, due_by=due_by)
             if ids:
                 _enqueue_send_batch(ids, realtime=kind == RunKind.REALTIME)
                 CampaignRun.objects.filter(pk=run_id).update(last_dispatched_at=now)
@@ -313,7 +320,7 @@ def messages_dispatch(*, now: datetime | None = None, budget: int | None = None)
     return released
 
 
-def _claim_due(*, run_id: int, now: datetime, limit: int) -> list[int]:
+def _claim_due(*, run_id: int, now: datetime, limit: int, due_by: datetime | None = None) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -329,7 +336,7 @@ def _claim_due(*, run_id: int, now: datetime, limit: int) -> list[int]:
               FROM due WHERE m.id = due.id
             RETURNING m.id
             """,
-            [run_id, now, limit, now],
+            [run_id, due_by or now, limit, now],
         )
         return sorted(row[0] for row in cursor.fetchall())
 
@@ -345,6 +352,7 @@ class BatchOutcome:
     failed: int = 0
     retried: int = 0
     skipped: int = 0
+    released: int = 0  # claimed ahead of the send time, given back because the run stopped meanwhile
     reasons: dict[int, str] = field(default_factory=dict)
 
 
@@ -356,6 +364,7 @@ class _Claimed:
     idempotency_key: str
     attributes: dict[str, str]
     send_at: datetime
+    due_at: datetime
     attempts: int
 
 
@@ -381,9 +390,12 @@ class _Outcome:
         return cls(result.message_id, status, result.error, result.provider_message_id, result.retry_after)
 
 
-def message_batch_send(*, message_ids: Sequence[int]) -> BatchOutcome:
+def message_batch_send(
+    *, message_ids: Sequence[int], sleep: Callable[[float], None] = time.sleep
+) -> BatchOutcome:
     """Claims the batch (`queued -> sending`), renders and sends it over the channel's provider, and
-    records each outcome. Rows another task already moved are left alone."""
+    records each outcome. Rows another task already moved are left alone. A message released ahead of
+    its send time is handed over at that time, unless its run was paused or cancelled meanwhile."""
     from apps.channels.base import OutboundMessage
     from apps.message_templates.rendering import TemplateRenderError, template_render
     from apps.message_templates.selectors import template_map_for_channel
@@ -448,17 +460,33 @@ def message_batch_send(*, message_ids: Sequence[int]) -> BatchOutcome:
             )
         )
     if outbound:
-        outcomes.extend(_send_over_provider(channel, outbound))
+        due = {c.id: c.due_at for c in claimed}
+        sent, unsent = _send_over_provider(
+            channel, outbound, due=due, run_state=lambda: _run_state(run.pk), sleep=sleep
+        )
+        outcomes.extend(sent)
+        if unsent:
+            outcome.released += _release_unsent(run.pk, unsent)
     _record_outcomes(outcomes, attempts={c.id: c.attempts for c in claimed}, outcome=outcome)
     if not run_complete_if_done(run_id=run.pk):
         dispatch_soon()  # a worker slot is free again: refill the queue now rather than at the next tick
     return outcome
 
 
-def _send_over_provider(channel: Channel, outbound: list[OutboundMessage]) -> list[_Outcome]:
-    """Hands the messages to the channel's provider over one connection, paced by the channel's shared
-    rate limit. A channel whose provider is misconfigured fails its messages with the reason, which
-    names the setting (never a secret's value); after a fix, the admin retries them."""
+def _send_over_provider(
+    channel: Channel,
+    outbound: list[OutboundMessage],
+    *,
+    due: dict[int, datetime],
+    run_state: Callable[[], str],
+    sleep: Callable[[float], None],
+) -> tuple[list[_Outcome], list[int]]:
+    """Hands the messages (in order of due time) to the channel's provider over one connection, paced by
+    the channel's shared rate limit, each chunk no earlier than the latest due time in it. Returns the
+    outcomes, and the messages not handed over because the run stopped while the batch waited.
+
+    A channel whose provider is misconfigured fails its messages with the reason, which names the
+    setting (never a secret's value); after a fix, the admin retries them."""
     from apps.channels.base import ChannelConfigError
     from apps.channels.ratelimit import rate_limiter_for
     from apps.channels.registry import backend_for
@@ -468,7 +496,7 @@ def _send_over_provider(channel: Channel, outbound: list[OutboundMessage]) -> li
     except ChannelConfigError as exc:
         return [
             _Outcome(m.message_id, MessageStatus.FAILED, f"channel configuration: {exc}") for m in outbound
-        ]
+        ], []
     limiter = rate_limiter_for(channel)
     chunk_size = settings.SEND_CHUNK_SIZE
     if limiter is not None:
@@ -478,10 +506,47 @@ def _send_over_provider(channel: Channel, outbound: list[OutboundMessage]) -> li
     with backend:
         for start in range(0, len(outbound), chunk_size):
             chunk = outbound[start : start + chunk_size]
+            # Never longer than the dispatcher's lead: a worker slot is not for parking messages.
+            wait = min(
+                (max(due[m.message_id] for m in chunk) - timezone.now()).total_seconds(),
+                settings.DISPATCH_LEAD_SECONDS,
+            )
+            if wait > 0:
+                sleep(wait)
+                if run_state() not in ACTIVE_RUN_STATES:
+                    return outcomes, [m.message_id for m in outbound[start:]]
             if limiter is not None:
                 limiter.acquire(len(chunk))
             outcomes.extend(_Outcome.from_result(result) for result in backend.send_batch(chunk))
-    return outcomes
+    return outcomes, []
+
+
+def _run_state(run_id: int) -> str:
+    return CampaignRun.objects.filter(pk=run_id).values_list("state", flat=True).first() or ""
+
+
+def _release_unsent(run_id: int, message_ids: list[int]) -> int:
+    """Messages claimed ahead of their send time whose run was paused or cancelled before it came: a
+    cancelled run's become cancelled, a paused run's go back to pending (the claim's attempt undone)."""
+    now = timezone.now()
+    cancelled = _run_state(run_id) == RunState.CANCELLED
+    status, reason = (
+        (MessageStatus.CANCELLED, "run cancelled before the send time")
+        if cancelled
+        else (MessageStatus.PENDING, "run paused before the send time")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_message m
+               SET status = %s, queued_at = NULL, claimed_at = NULL, attempts = GREATEST(attempts - 1, 0),
+                   history = m.history || jsonb_build_array(
+                       jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
+             WHERE m.id = ANY(%s) AND m.status = 'sending'
+            """,
+            [status, status, now.isoformat(), reason, message_ids],
+        )
+        return int(cursor.rowcount)
 
 
 def _max_lateness_seconds(channel: Channel) -> int:
@@ -496,7 +561,7 @@ def _claim_for_sending(message_ids: Sequence[int]) -> list[_Claimed]:
             UPDATE campaigns_message
                SET status = 'sending', claimed_at = %s, attempts = attempts + 1
              WHERE id = ANY(%s) AND status = 'queued'
-            RETURNING id, customer_id, template_id, idempotency_key, attributes, send_at, attempts
+            RETURNING id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts
             """,
             [now, list(message_ids)],
         )
@@ -509,11 +574,12 @@ def _claim_for_sending(message_ids: Sequence[int]) -> list[_Claimed]:
             idempotency_key=row[3],
             attributes=row[4] if isinstance(row[4], dict) else json.loads(row[4]),
             send_at=row[5],
-            attempts=row[6],
+            due_at=row[6],
+            attempts=row[7],
         )
         for row in rows
     ]
-    claimed.sort(key=lambda c: c.id)
+    claimed.sort(key=lambda c: (c.due_at, c.id))
     return claimed
 
 
@@ -778,6 +844,13 @@ def _enqueue_fetch_page(run_id: int) -> None:
 
 
 DISPATCH_KICK_KEY = "campaigns:dispatch-kick"
+
+
+def _dispatch_now() -> None:
+    try:
+        messages_dispatch()
+    except Exception:  # the page is stored; the beat tick releases its messages
+        logger.exception("dispatch after storing a page failed; the next tick will release them")
 
 
 def dispatch_soon() -> None:

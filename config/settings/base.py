@@ -151,6 +151,10 @@ SEND_CHUNK_SIZE = env.int("SEND_CHUNK_SIZE", default=100)
 # the sends queue so a new campaign's batches are never behind a long backlog of another's.
 DISPATCH_INTERVAL_SECONDS = env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=16)
+# Messages are released this many seconds before their send time, so a send task has claimed and
+# rendered its batch by then; it hands each message to the provider no earlier than its send time. One
+# tick's worth plus a second covers a message due just before the next tick.
+DISPATCH_LEAD_SECONDS = env.float("DISPATCH_LEAD_SECONDS", default=DISPATCH_INTERVAL_SECONDS + 1)
 # Stored pages with due messages and finished send batches run the dispatcher at once, at most once
 # per this many milliseconds.
 DISPATCH_KICK_COALESCE_MS = env.int("DISPATCH_KICK_COALESCE_MS", default=200)

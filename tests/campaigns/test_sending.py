@@ -4,6 +4,7 @@ and Redis; only the provider (an HTTP webhook receiver) is mocked, with `respons
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,10 +85,10 @@ def make_run(
 
 
 def release_and_send(run: CampaignRun, *, now: datetime | None = None) -> services.BatchOutcome:
-    """What the dispatcher and one send task do for a run, in-process."""
-    now = now or datetime.now(UTC) + timedelta(seconds=1)
-    ids = services._claim_due(run_id=run.pk, now=now, limit=1000)
-    return services.message_batch_send(message_ids=ids)
+    """What the dispatcher and one send task do for a run, in-process. Given a `now` in the future, the
+    send task does not wait for the clock to get there."""
+    ids = services._claim_due(run_id=run.pk, now=now or datetime.now(UTC) + timedelta(seconds=1), limit=1000)
+    return services.message_batch_send(message_ids=ids, sleep=(lambda _: None) if now else time.sleep)
 
 
 def statuses(run: CampaignRun) -> dict[str, str]:
@@ -392,3 +393,90 @@ def test_operators_pause_resume_cancel_and_retry(channel: Channel) -> None:
     assert services.campaign_run_cancel(run=run) == 3
     assert set(statuses(run).values()) == {"cancelled"}
     assert services.run_progress(run=run)["cancelled"] == 3
+
+
+# Released ahead of the send time
+# ------------------------------------------------------------------------------
+
+
+def test_the_dispatcher_releases_messages_due_within_the_lead_and_no_later(
+    channel: Channel, settings: Any
+) -> None:
+    settings.DISPATCH_LEAD_SECONDS = 3
+    now = datetime.now(UTC)
+    soon = make_run(channel, 2, campaign_id=1, send_at=now + timedelta(seconds=2))
+    later = make_run(channel, 2, campaign_id=2, send_at=now + timedelta(seconds=4))
+    assert services.messages_dispatch(now=now, budget=5) == 1
+    assert set(statuses(soon).values()) == {"queued"}
+    assert set(statuses(later).values()) == {"pending"}
+
+
+@responses.activate
+def test_a_batch_released_ahead_goes_out_at_the_send_time_not_before(channel: Channel) -> None:
+    arrivals: list[float] = []
+
+    def record(request: Any) -> tuple[int, dict[str, str], str]:
+        arrivals.append(datetime.now(UTC).timestamp())
+        return 200, {}, "{}"
+
+    responses.add_callback(responses.POST, HOOK, callback=record)
+    send_at = datetime.now(UTC) + timedelta(seconds=0.6)
+    run = make_run(channel, 3, send_at=send_at)
+    ids = services._claim_due(run_id=run.pk, now=datetime.now(UTC), limit=10, due_by=send_at)
+    assert len(ids) == 3
+    assert services.message_batch_send(message_ids=ids).sent == 3
+    assert len(arrivals) == 3
+    assert min(arrivals) >= send_at.timestamp()
+
+
+@pytest.mark.parametrize(
+    ("stop", "status", "attempts"),
+    [(services.campaign_run_cancel, "cancelled", 0), (services.campaign_run_pause, "pending", 0)],
+)
+@responses.activate
+def test_a_run_stopped_while_its_batch_waits_for_the_send_time_sends_nothing(
+    channel: Channel, stop: Callable[..., Any], status: str, attempts: int
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    send_at = datetime.now(UTC) + timedelta(seconds=0.3)
+    run = make_run(channel, 3, send_at=send_at)
+    ids = services._claim_due(run_id=run.pk, now=datetime.now(UTC), limit=10, due_by=send_at)
+
+    def operator_acts_then_sleep(seconds: float) -> None:
+        # The operator presses the button while the claimed batch waits for its send time.
+        stop(run=CampaignRun.objects.get(pk=run.pk))
+        time.sleep(seconds)
+
+    outcome = services.message_batch_send(message_ids=ids, sleep=operator_acts_then_sleep)
+    assert (outcome.claimed, outcome.sent, outcome.released) == (3, 0, 3)
+    assert len(responses.calls) == 0
+    assert set(statuses(run).values()) == {status}
+    assert set(Message.objects.filter(run=run).values_list("attempts", flat=True)) == {attempts}
+    if status == "pending":  # resumed, the batch goes out after all, once
+        services.campaign_run_resume(run=run)
+        assert release_and_send(run).sent == 3
+        assert len(responses.calls) == 3
+
+
+def test_a_stored_page_with_due_customers_is_released_without_waiting_for_the_tick(
+    channel: Channel, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.DISPATCH_LEAD_SECONDS = 2
+    run = CampaignRun.objects.create(
+        client=channel.client, channel=channel, campaign_id=8, state=RunState.PAGING
+    )
+    now = datetime.now(UTC)
+    rows = (
+        AudienceRow("due", 14, now, {}),
+        AudienceRow("soon", 14, now + timedelta(seconds=1), {}),
+        AudienceRow("later", 14, now + timedelta(minutes=5), {}),
+    )
+
+    def fetch(run_: CampaignRun, skip: int, top: int) -> AudiencePage:
+        return AudiencePage(skip=skip, rows=rows if skip == 0 else ())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_run_fetch_page(run_id=run.pk, fetch=fetch, page_size=3)
+    # Paging moved on to the sending state only after the empty page; the run is still paging here,
+    # and paging runs are dispatched too.
+    assert statuses(run) == {"due": "queued", "soon": "queued", "later": "pending"}
