@@ -3,9 +3,22 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
 app = Celery("optimove_partner")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _preload_send_path(**kwargs: object) -> None:
+    """Imports the send path (channel backends with their provider libraries, the template sandbox)
+    in the worker's main process, before the pool forks: otherwise every child pays for those imports
+    in its first send batch, seconds of CPU at once, just when a wave of messages falls due."""
+    from apps.channels.registry import known_providers
+    from apps.message_templates.rendering import template_source_error
+
+    known_providers()
+    template_source_error("{{ warm | default('up') }}", html=True)
