@@ -28,13 +28,10 @@ pytestmark = pytest.mark.worker
 
 DISPATCH_INTERVAL = 1.0
 CUSTOMERS = 1500  # per channel: 3,000 in all, a third due now, a third at +5 s, a third at +15 s
-# No message before its send time. Lateness counts from the later of the send time and the moment the
-# customer's row was stored (a customer due "now" cannot go out before it is fetched). The target is the
-# dispatch interval + 2 s; on this 2-core machine, with receivers, web, workers, beat, PostgreSQL and Redis
-# all sharing it, 10-30 % of a 1,000-message wave still arrive 0.5-2.6 s past that (issue 3's notes), so
-# this test holds the ceiling below until the send path is faster.
+# No message before its send time, none later than the dispatch interval + 2 s after it. Lateness counts
+# from the later of the send time and the moment the customer's row was stored: a customer due "now"
+# cannot go out before Optimove has listed it. Each wave's figures are printed.
 TARGET = DISPATCH_INTERVAL + 2
-CEILING = DISPATCH_INTERVAL + 8
 
 
 def _runs_completed(n: int) -> bool:
@@ -55,7 +52,9 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
         changes = listeners_sync(client=client)
         assert {c.action for c in changes} == {"register"}
         celery_worker(queues="realtime,audience", concurrency=2, **env)
-        celery_worker(queues="sends", concurrency=4, **env)
+        # One sends process per core: a batch already sends over several connections at once, and
+        # more processes than cores only make them take turns on the CPU.
+        celery_worker(queues="sends", concurrency=2, **env)
         celery_beat(**env)
         mail_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=504, size=CUSTOMERS, seed=7)
         hook_campaign = sandbox_campaign(account, campaign_id=1111, channel_id=510, size=CUSTOMERS, seed=8)
@@ -77,7 +76,7 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
     assert len(smtp.mails) == len(expected)
     assert set(recipients) == {e.attributes["Email"] for e in expected.values()}
     assert max(recipients.values()) == 1
-    lateness: list[float] = []
+    lateness: list[tuple[datetime, float]] = []
     known = _stored_at()
     for e in expected.values():
         [mail] = [m for m in smtp.mails if m.rcpt_tos[0] == e.attributes["Email"]]
@@ -85,7 +84,7 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
         text = mail.message.get_body(preferencelist=("plain",)).get_content().strip()
         assert text == f"Hello {e.attributes['FirstName']} from {e.attributes['Country']} ({e.template_id})"
         assert mail.at >= e.send_at.timestamp()
-        lateness.append(mail.at - max(e.send_at.timestamp(), known[(504, e.customer_id)]))
+        lateness.append((e.send_at, mail.at - max(e.send_at.timestamp(), known[(504, e.customer_id)])))
     _assert_on_time(lateness)
 
     # Webhook: every customer once, right template and merged values, on time.
@@ -102,7 +101,7 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
         }
         assert received.headers["idempotency-key"] == body["id"]
         assert received.at >= e.send_at.timestamp()
-        lateness.append(received.at - max(e.send_at.timestamp(), known[(510, e.customer_id)]))
+        lateness.append((e.send_at, received.at - max(e.send_at.timestamp(), known[(510, e.customer_id)])))
     _assert_on_time(lateness)
 
 
@@ -114,10 +113,18 @@ def _stored_at() -> dict[tuple[int, str], float]:
     }
 
 
-def _assert_on_time(lateness: list[float]) -> None:
+def _assert_on_time(waves: list[tuple[datetime, float]]) -> None:
+    by_wave: dict[datetime, list[float]] = {}
+    for send_at, late_by in waves:
+        by_wave.setdefault(send_at, []).append(late_by)
+    for send_at, values in sorted(by_wave.items()):
+        values.sort()
+        median, last = values[len(values) // 2], values[-1]
+        print(f"wave {send_at:%H:%M:%S}: {len(values)}, lateness median {median:.2f} s, worst {last:.2f} s")
+    lateness = [late_by for _, late_by in waves]
     worst = max(lateness)
     late = sum(1 for x in lateness if x > TARGET)
     print(f"lateness: {late} of {len(lateness)} past the {TARGET} s target, worst {worst:.2f} s")
-    assert worst <= CEILING, (
+    assert worst <= TARGET, (
         f"{late} messages later than {TARGET} s after their send time (worst {worst:.2f} s)"
     )
