@@ -23,7 +23,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.campaigns.audience import AudiencePage
-from apps.campaigns.keys import scheduled_message_key
+from apps.campaigns.keys import realtime_message_key, scheduled_message_key
 from apps.campaigns.models import (
     ACTIVE_RUN_STATES,
     CampaignCancellation,
@@ -152,6 +152,79 @@ def _run_cancel_locked(run: CampaignRun, now: datetime, *, reason: str) -> int:
         now=now,
         reason=reason,
     )
+
+
+# Real-time triggers
+# ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeTrigger:
+    """One customer meeting a real-time trigger (EventTypeID 11), as the listener parsed it."""
+
+    campaign_id: int
+    template_id: int
+    customer_id: str
+    timestamp: datetime
+    attributes: dict[str, str]  # personalization, trigger-event parameters and promo_code
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOutcome:
+    run: CampaignRun
+    message: Message | None
+    created: bool
+    reason: str
+
+
+def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: RealtimeTrigger) -> TriggerOutcome:
+    """Stores the trigger as one message of the campaign's long-lived real-time run and, after commit,
+    hands it to the `realtime` queue directly (no dispatcher tick in between). A repeat of the same
+    notification finds its message and changes nothing. Its `due_at` is set a little later, so the
+    dispatcher rescues the message if that task is lost, and only then."""
+    now = timezone.now()
+    with transaction.atomic():
+        run, _ = CampaignRun.objects.get_or_create(
+            client=client,
+            channel=channel,
+            campaign_id=trigger.campaign_id,
+            defaults={
+                "kind": RunKind.REALTIME,
+                "state": RunState.SENDING,
+                "paging_done": True,
+                "started_by_event_type": 11,
+                "last_progress_at": now,
+            },
+        )
+        if run.state == RunState.CANCELLED:
+            return TriggerOutcome(run, None, False, "the campaign was cancelled")
+        key = realtime_message_key(
+            client_id=client.pk,
+            channel_id=channel.pk,
+            campaign_id=trigger.campaign_id,
+            customer_id=trigger.customer_id,
+            template_id=trigger.template_id,
+            timestamp=trigger.timestamp.isoformat(),
+        )
+        message, created = Message.objects.get_or_create(
+            run=run,
+            idempotency_key=key,
+            defaults={
+                "customer_id": trigger.customer_id,
+                "template_id": trigger.template_id,
+                "send_at": now,
+                "due_at": now + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS),
+                "attributes": trigger.attributes,
+                "history": [{"status": MessageStatus.PENDING.value, "at": now.isoformat()}],
+            },
+        )
+        if not created:
+            return TriggerOutcome(run, message, False, "repeat: this trigger was received before")
+        if run.state == RunState.SENDING:
+            message_id = message.pk
+            transaction.on_commit(lambda: _enqueue("campaigns.send_realtime", message_id, queue="realtime"))
+            return TriggerOutcome(run, message, True, "message queued")
+    return TriggerOutcome(run, message, True, f"message stored; the run is {run.state}")
 
 
 # Paging
@@ -391,7 +464,10 @@ class _Outcome:
 
 
 def message_batch_send(
-    *, message_ids: Sequence[int], sleep: Callable[[float], None] = time.sleep
+    *,
+    message_ids: Sequence[int],
+    sleep: Callable[[float], None] = time.sleep,
+    claim_from: MessageStatus = MessageStatus.QUEUED,
 ) -> BatchOutcome:
     """Claims the batch (`queued -> sending`), renders and sends it over the channel's provider, and
     records each outcome. Rows another task already moved are left alone. A message released ahead of
@@ -402,7 +478,7 @@ def message_batch_send(
     from apps.subscriptions.selectors import opted_out_customers
 
     outcome = BatchOutcome()
-    claimed = _claim_for_sending(message_ids)
+    claimed = _claim_for_sending(message_ids, claim_from=claim_from)
     outcome.claimed = len(claimed)
     if not claimed:
         return outcome
@@ -460,7 +536,8 @@ def message_batch_send(
             )
         )
     if outbound:
-        due = {c.id: c.due_at for c in claimed}
+        # A first attempt goes at its send time; a retry no earlier than its backoff allows.
+        due = {c.id: c.send_at if c.attempts <= 1 else c.due_at for c in claimed}
         sent, unsent = _send_over_provider(
             channel, outbound, due=due, run_state=lambda: _run_state(run.pk), sleep=sleep
         )
@@ -468,7 +545,7 @@ def message_batch_send(
         if unsent:
             outcome.released += _release_unsent(run.pk, unsent)
     _record_outcomes(outcomes, attempts={c.id: c.attempts for c in claimed}, outcome=outcome)
-    if not run_complete_if_done(run_id=run.pk):
+    if not run_complete_if_done(run_id=run.pk) and claim_from == MessageStatus.QUEUED:
         dispatch_soon()  # a worker slot is free again: refill the queue now rather than at the next tick
     return outcome
 
@@ -553,17 +630,19 @@ def _max_lateness_seconds(channel: Channel) -> int:
     return int(channel.max_lateness_seconds or settings.MESSAGE_MAX_LATENESS_SECONDS)
 
 
-def _claim_for_sending(message_ids: Sequence[int]) -> list[_Claimed]:
+def _claim_for_sending(
+    message_ids: Sequence[int], *, claim_from: MessageStatus = MessageStatus.QUEUED
+) -> list[_Claimed]:
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             """
             UPDATE campaigns_message
                SET status = 'sending', claimed_at = %s, attempts = attempts + 1
-             WHERE id = ANY(%s) AND status = 'queued'
+             WHERE id = ANY(%s) AND status = %s
             RETURNING id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts
             """,
-            [now, list(message_ids)],
+            [now, list(message_ids), claim_from.value],
         )
         rows = cursor.fetchall()
     claimed = [

@@ -10,7 +10,7 @@ from celery.app.task import Task
 from django.conf import settings
 
 from apps.campaigns import services
-from apps.campaigns.models import CampaignRun, RunState
+from apps.campaigns.models import CampaignRun, MessageStatus, RunState
 from apps.core.errors import RetryableError, TerminalError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,13 @@ def send_batch(message_ids: list[int]) -> None:
                 "skipped": outcome.skipped,
             },
         )
+
+
+@shared_task(name="campaigns.send_realtime", acks_late=True, ignore_result=True)
+def send_realtime(message_id: int) -> None:
+    """One real-time trigger's message, straight from the listener. If this task is lost, the message
+    is still pending and the dispatcher releases it once its rescue time has come."""
+    services.message_batch_send(message_ids=[message_id], claim_from=MessageStatus.PENDING)
 
 
 @shared_task(name="campaigns.dispatch", ignore_result=True)

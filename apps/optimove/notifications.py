@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -9,12 +10,22 @@ from typing import Any
 from django.db import transaction
 
 from apps.campaigns import services as campaigns
+from apps.campaigns.services import RealtimeTrigger
 from apps.clients.models import Channel, Client
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
 
 SCHEDULED_START_TYPES = {EventType.CAMPAIGN_PROCESSED, EventType.CAMPAIGN_EXECUTED_ON_CHANNEL}
-NEEDS_CAMPAIGN = SCHEDULED_START_TYPES | {EventType.CAMPAIGN_CANCELLED, EventType.CONDITIONAL_PROMOTION}
+NEEDS_CAMPAIGN = SCHEDULED_START_TYPES | {
+    EventType.CAMPAIGN_CANCELLED,
+    EventType.CONDITIONAL_PROMOTION,
+    EventType.REALTIME_TRIGGER,
+}
+# A trigger's own fields; every other field is a trigger-event parameter and becomes a merge attribute.
+TRIGGER_FIELDS = frozenset(
+    {"eventtypeid", "timestamp", "campaignid", "channelid", "templateid", "customerid", "promocode"}
+)
+MAX_CUSTOMER_ID_LENGTH = 128
 
 
 class NotificationInvalid(ValueError):
@@ -28,6 +39,7 @@ class ParsedNotification:
     channel_id: int | None
     clearance_required_by: datetime | None
     fields: dict[str, Any]  # every field, keys lower-cased
+    trigger: RealtimeTrigger | None = None
 
 
 def parse_optimove_time(value: Any, *, field: str) -> datetime:
@@ -73,7 +85,65 @@ def notification_parse(body: Any) -> ParsedNotification:
     clearance = None
     if event_type_id == EventType.CONDITIONAL_PROMOTION:
         clearance = parse_optimove_time(fields.get("clearancerequiredby"), field="ClearanceRequiredBy")
-    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields)
+    trigger = None
+    if event_type_id == EventType.REALTIME_TRIGGER:
+        assert campaign_id is not None
+        trigger = _parse_trigger(body, fields, campaign_id=campaign_id)
+    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields, trigger)
+
+
+def _parse_trigger(body: dict[str, Any], fields: dict[str, Any], *, campaign_id: int) -> RealtimeTrigger:
+    """EventTypeID 11, camelCase or PascalCase. The merge attributes are the trigger event's parameters
+    (any other top-level field, and the fields of any object such as `personalization`), with the
+    personalization object winning a clash, plus `promo_code` (a string, or a list joined with commas)."""
+    template_id = _int_field(fields, "TemplateID", required=True)
+    assert template_id is not None
+    customer_id = fields.get("customerid")
+    if isinstance(customer_id, int) and not isinstance(customer_id, bool):
+        customer_id = str(customer_id)
+    if not isinstance(customer_id, str) or not customer_id.strip():
+        raise NotificationInvalid("CustomerID is required")
+    if len(customer_id.strip()) > MAX_CUSTOMER_ID_LENGTH:
+        raise NotificationInvalid(f"CustomerID is longer than {MAX_CUSTOMER_ID_LENGTH} characters")
+    timestamp = parse_optimove_time(fields.get("timestamp"), field="TimeStamp")
+    parameters: dict[str, str] = {}
+    objects: list[tuple[str, dict[str, Any]]] = []
+    for key, value in body.items():
+        if str(key).lower() in TRIGGER_FIELDS:
+            continue
+        if isinstance(value, dict):
+            objects.append((str(key), value))
+        else:
+            parameters[str(key)] = _attribute_text(value)
+    # Personalization last, so a marketer's chosen field wins over an event parameter of the same name.
+    objects.sort(key=lambda item: item[0].lower() == "personalization")
+    for _, values in objects:
+        parameters.update({str(k): _attribute_text(v) for k, v in values.items()})
+    promo = fields.get("promocode")
+    if promo is not None:
+        if isinstance(promo, list):
+            parameters["promo_code"] = ",".join(_attribute_text(p) for p in promo)
+        elif isinstance(promo, str | int) and not isinstance(promo, bool):
+            parameters["promo_code"] = str(promo)
+        else:
+            raise NotificationInvalid("PromoCode must be a string or a list of strings")
+    return RealtimeTrigger(
+        campaign_id=campaign_id,
+        template_id=template_id,
+        customer_id=customer_id.strip(),
+        timestamp=timestamp,
+        attributes=parameters,
+    )
+
+
+def _attribute_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _resolve_channel(client: Client, parsed: ParsedNotification, url_channel: str) -> Channel | None:
@@ -104,27 +174,43 @@ def notification_receive(*, client: Client, url_channel: str, body: dict[str, An
     return notification
 
 
+def _channel_refusal(channel: Channel | None, *, realtime: bool) -> str:
+    """Why a campaign notification cannot act on this channel, or "" if it can."""
+    if channel is None:
+        return "not acted on: the notification names no channel of this client"
+    if not channel.is_active:
+        return f"not acted on: channel {channel.optimove_channel_id} is inactive"
+    if channel.is_realtime != realtime:
+        return f"not acted on: channel {channel.optimove_channel_id} is {'not ' if realtime else ''}real-time"
+    return ""
+
+
 def _act(
     notification: Notification, *, client: Client, channel: Channel | None, parsed: ParsedNotification
 ) -> None:
     event = parsed.event_type_id
     if event in SCHEDULED_START_TYPES:
         assert parsed.campaign_id is not None
-        if channel is None:
-            notification.outcome = "not acted on: the notification names no channel of this client"
+        notification.outcome = _channel_refusal(channel, realtime=False)
+        if notification.outcome:
             return
-        if not channel.is_active:
-            notification.outcome = f"not acted on: channel {channel.optimove_channel_id} is inactive"
-            return
-        if channel.is_realtime:
-            notification.outcome = f"not acted on: channel {channel.optimove_channel_id} is real-time"
-            return
+        assert channel is not None
         run, created = campaigns.campaign_run_start(
             client=client, channel=channel, campaign_id=parsed.campaign_id, event_type_id=event
         )
         notification.run = run
         notification.acted = True
         notification.outcome = "run started" if created else "repeat: the run already exists"
+    elif event == EventType.REALTIME_TRIGGER:
+        assert parsed.trigger is not None
+        notification.outcome = _channel_refusal(channel, realtime=True)
+        if notification.outcome:
+            return
+        assert channel is not None
+        outcome = campaigns.realtime_trigger_receive(client=client, channel=channel, trigger=parsed.trigger)
+        notification.run = outcome.run
+        notification.acted = outcome.message is not None
+        notification.outcome = outcome.reason if notification.acted else f"not acted on: {outcome.reason}"
     elif event == EventType.CAMPAIGN_CANCELLED:
         assert parsed.campaign_id is not None
         result = campaigns.campaign_cancel(client=client, campaign_id=parsed.campaign_id)

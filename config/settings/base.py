@@ -142,6 +142,17 @@ OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS = env.float("OPTIMOVE_RATE_LIMIT_WINDOW_SECON
 OPTIMOVE_PAGE_SIZE = env.int("OPTIMOVE_PAGE_SIZE", default=10_000)
 OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE = env.int("OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE", default=1_000)
 
+# Template and app sync (apps.message_templates.sync): the outbox of template and push-app changes.
+# ------------------------------------------------------------------------------
+# The periodic run pushes rows whose wake-up task was lost, and those waiting out an Optimove outage.
+OPTIMOVE_SYNC_INTERVAL_SECONDS = env.float("OPTIMOVE_SYNC_INTERVAL_SECONDS", default=30.0)
+# After a failure that can heal (timeouts, 429, 5xx past the API client's own retries), a row waits
+# base * 2**(attempts - 1) seconds, at most max, before its next push; after this many attempts it fails.
+OPTIMOVE_SYNC_RETRY_BASE_SECONDS = env.float("OPTIMOVE_SYNC_RETRY_BASE_SECONDS", default=30.0)
+OPTIMOVE_SYNC_RETRY_MAX_SECONDS = env.float("OPTIMOVE_SYNC_RETRY_MAX_SECONDS", default=900.0)
+OPTIMOVE_SYNC_MAX_ATTEMPTS = env.int("OPTIMOVE_SYNC_MAX_ATTEMPTS", default=50)
+# --- end of template and app sync ---
+
 # CAMPAIGNS: paging, dispatching and sending
 # ------------------------------------------------------------------------------
 # Messages released per send task, and per provider call inside it.
@@ -170,6 +181,9 @@ MESSAGE_RETRY_BASE_SECONDS = env.float("MESSAGE_RETRY_BASE_SECONDS", default=30.
 MESSAGE_RETRY_MAX_SECONDS = env.float("MESSAGE_RETRY_MAX_SECONDS", default=3600.0)
 # After downtime, messages later than this (per channel, or this default) are skipped, not sent.
 MESSAGE_MAX_LATENESS_SECONDS = env.int("MESSAGE_MAX_LATENESS_SECONDS", default=6 * 3600)
+# A real-time trigger's message goes from the listener straight to the realtime queue. Should that task
+# be lost (a killed worker, a Redis restart), the dispatcher releases the message after this many seconds.
+REALTIME_RESCUE_SECONDS = env.float("REALTIME_RESCUE_SECONDS", default=10.0)
 
 CELERY_BEAT_SCHEDULE = {
     "campaigns-dispatch": {
@@ -183,11 +197,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SWEEP_INTERVAL_SECONDS,
         "options": {"queue": "realtime", "expires": SWEEP_INTERVAL_SECONDS * 2},
     },
+    "message-templates-optimove-sync": {
+        "task": "message_templates.optimove_sync_due",
+        "schedule": OPTIMOVE_SYNC_INTERVAL_SECONDS,
+        "options": {"queue": "reporting", "expires": OPTIMOVE_SYNC_INTERVAL_SECONDS * 2},
+    },
 }
 CELERY_TASK_ROUTES = {
     "campaigns.fetch_page": {"queue": "audience"},
     "campaigns.record_cancelled_customers": {"queue": "audience"},
     "campaigns.send_batch": {"queue": "sends"},
+    "campaigns.send_realtime": {"queue": "realtime"},
     "campaigns.dispatch": {"queue": "realtime"},
     "campaigns.sweep": {"queue": "realtime"},
 }

@@ -1,0 +1,305 @@
+"""Real-time triggers (EventTypeID 11) through the listener, with a real database and Redis; the provider
+(a webhook) is mocked with `responses`, and the send task runs in-process as the worker would run it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from django.test import Client as HttpClient
+
+from apps.campaigns import services, tasks
+from apps.campaigns.models import CampaignRun, Message, MessageStatus, RunKind, RunState
+from apps.clients.models import Channel, ChannelKind, Client
+from apps.message_templates.models import MessageTemplate
+from apps.optimove.listeners import listener_url
+from apps.optimove.models import Notification
+from apps.subscriptions.models import OptOut
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "optimove"
+HOOK = "https://hooks.example.test/realtime"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def acme(db: None, redis_client: Any) -> Client:
+    client = Client.objects.create(
+        slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
+    )
+    channel = Channel.objects.create(
+        client=client,
+        name="Real-time hook",
+        kind=ChannelKind.WEBHOOK,
+        optimove_channel_id=505,
+        provider="webhook",
+        provider_options={"url": HOOK, "concurrency": 1},
+        provider_secrets={"signing_secret": "s3cret"},
+        is_realtime=True,
+    )
+    MessageTemplate.objects.create(
+        client=client,
+        channel=channel,
+        template_id=7,
+        name="Welcome back",
+        payload={
+            "greeting": "Hi {{ FirstName }} from {{ Country | default('somewhere') }}",
+            "device": "{{ event_device_type | default('') }}",
+            "promo": "{{ promo_code | default('none') }}",
+        },
+    )
+    Channel.objects.create(
+        client=client,
+        name="Scheduled email",
+        kind=ChannelKind.EMAIL,
+        optimove_channel_id=504,
+        provider="console",
+        address_attribute="Email",
+    )
+    return client
+
+
+def post(http: HttpClient, client: Client, body: Any, *, channel: int = 505) -> Any:
+    url = listener_url(client=client, channel_id=channel, public_base_url="http://testserver")
+    return http.post(
+        url.removeprefix("http://testserver"), data=json.dumps(body), content_type="application/json"
+    )
+
+
+def trigger(customer: str = "A8272", *, at: str = "2026-03-02 10:15:42", **extra: Any) -> dict[str, Any]:
+    return {
+        "eventTypeID": 11,
+        "timeStamp": at,
+        "campaignID": 2001,
+        "channelID": 505,
+        "templateID": 7,
+        "customerID": customer,
+        "personalization": {"FirstName": "Ada"},
+        **extra,
+    }
+
+
+def send_the_queued(message: Message) -> None:
+    """What the realtime worker does with the task the listener enqueued."""
+    tasks.send_realtime(message.pk)
+
+
+@responses.activate
+def test_a_trigger_sends_one_message_with_the_merged_personalization(
+    client: HttpClient, acme: Client, django_capture_on_commit_callbacks: Any, redis_client: Any
+) -> None:
+    responses.add(responses.POST, HOOK, json={"id": "prov-1"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, acme, fixture("notification_11_realtime_camelcase.json"))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "message queued"
+    # Straight to the realtime queue, not through the dispatcher.
+    assert redis_client.llen("realtime") == 1
+    assert redis_client.llen("sends") == 0
+    message = Message.objects.get()
+    assert message.attributes == {
+        "event_device_type": "mobile",
+        "FirstName": "Ada",
+        "Country": "UK",
+        "promo_code": "SAVE10,FREESHIP",
+    }
+    assert (message.run.kind, message.run.state, message.run.campaign_id) == (
+        RunKind.REALTIME,
+        RunState.SENDING,
+        2001,
+    )
+    send_the_queued(message)
+    [call] = responses.calls
+    body = json.loads(call.request.body)
+    assert body["customer_id"] == "A8272"
+    assert body["content"] == {"greeting": "Hi Ada from UK", "device": "mobile", "promo": "SAVE10,FREESHIP"}
+    assert call.request.headers["Idempotency-Key"] == message.idempotency_key
+    message.refresh_from_db()
+    assert (message.status, message.provider_message_id) == (MessageStatus.SENT, "prov-1")
+    # The run lives on for the campaign's next triggers.
+    assert CampaignRun.objects.get().state == RunState.SENDING
+
+
+def test_pascal_case_and_a_promo_code_list_are_understood(client: HttpClient, acme: Client) -> None:
+    response = post(client, acme, fixture("notification_11_realtime_pascalcase.json"))
+    assert response.status_code == 200
+    assert Message.objects.get().attributes == {"FirstName": "Ada", "promo_code": "SAVE10"}
+
+
+def test_personalization_wins_over_an_event_parameter_of_the_same_name(
+    client: HttpClient, acme: Client
+) -> None:
+    body = trigger(FirstName="from-event", amount=12.5, vip=True, tags=["a", "b"], Parameters={"Level": 3})
+    post(client, acme, body)
+    assert Message.objects.get().attributes == {
+        "FirstName": "Ada",
+        "amount": "12.5",
+        "vip": "true",
+        "tags": '["a","b"]',
+        "Level": "3",
+    }
+
+
+@responses.activate
+def test_the_same_notification_five_times_sends_one_message(
+    client: HttpClient, acme: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    for _ in range(5):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(client, acme, trigger()).status_code == 200
+    assert Message.objects.count() == 1
+    assert Notification.objects.count() == 5  # each is recorded
+    outcomes = list(Notification.objects.order_by("pk").values_list("outcome", flat=True))
+    assert outcomes == ["message queued"] + ["repeat: this trigger was received before"] * 4
+    message = Message.objects.get()
+    # Even if every repeat's task were run, the message goes out once.
+    for _ in range(5):
+        send_the_queued(message)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_two_triggers_for_the_same_customer_a_second_apart_send_two(client: HttpClient, acme: Client) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    post(client, acme, trigger(at="2026-03-02 10:15:42"))
+    post(client, acme, trigger(at="2026-03-02 10:15:43"))
+    messages = list(Message.objects.order_by("pk"))
+    assert len(messages) == 2
+    assert messages[0].idempotency_key != messages[1].idempotency_key
+    assert CampaignRun.objects.count() == 1  # one long-lived run per client, channel and campaign
+    for message in messages:
+        send_the_queued(message)
+    keys = [call.request.headers["Idempotency-Key"] for call in responses.calls]
+    assert keys == [m.idempotency_key for m in messages]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({**trigger(), "customerID": ""}, "CustomerID is required"),
+        ({k: v for k, v in trigger().items() if k != "customerID"}, "CustomerID is required"),
+        ({**trigger(), "customerID": "x" * 129}, "CustomerID is longer than 128 characters"),
+        ({k: v for k, v in trigger().items() if k != "templateID"}, "TemplateID is required"),
+        ({**trigger(), "templateID": "seven"}, "TemplateID must be an integer"),
+        ({k: v for k, v in trigger().items() if k != "campaignID"}, "CampaignID is required"),
+        ({**trigger(), "timeStamp": "yesterday"}, "TimeStamp must be a date and time like"),
+        ({**trigger(), "promoCode": {"a": 1}}, "PromoCode must be a string or a list of strings"),
+    ],
+)
+def test_a_bad_trigger_gets_400_and_sends_nothing(
+    client: HttpClient, acme: Client, body: dict[str, Any], error: str, redis_client: Any
+) -> None:
+    response = post(client, acme, body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(error)
+    assert (Notification.objects.count(), CampaignRun.objects.count(), Message.objects.count()) == (0, 0, 0)
+    assert redis_client.llen("realtime") == 0
+
+
+def test_a_trigger_for_a_scheduled_channel_is_recorded_and_not_acted_on(
+    client: HttpClient, acme: Client
+) -> None:
+    response = post(client, acme, {**trigger(), "channelID": 504}, channel=504)
+    assert response.status_code == 200
+    assert Notification.objects.get().outcome == "not acted on: channel 504 is not real-time"
+    assert Message.objects.count() == 0
+
+
+def test_a_trigger_without_channel_id_belongs_to_the_urls_channel(client: HttpClient, acme: Client) -> None:
+    body = {k: v for k, v in trigger().items() if k != "channelID"}
+    assert post(client, acme, body, channel=505).status_code == 200
+    assert Message.objects.get().run.channel.optimove_channel_id == 505
+
+
+def test_a_cancelled_campaign_takes_no_more_triggers(client: HttpClient, acme: Client) -> None:
+    post(client, acme, trigger("c1"))
+    services.campaign_cancel(client=acme, campaign_id=2001)
+    response = post(client, acme, trigger("c2"))
+    assert response.json()["acted"] is False
+    assert Notification.objects.order_by("-pk").first().outcome == (  # type: ignore[union-attr]
+        "not acted on: the campaign was cancelled"
+    )
+    assert list(Message.objects.values_list("customer_id", "status")) == [("c1", "cancelled")]
+
+
+@responses.activate
+def test_a_paused_campaign_keeps_its_triggers_until_resumed(
+    client: HttpClient,
+    acme: Client,
+    django_capture_on_commit_callbacks: Any,
+    redis_client: Any,
+    settings: Any,
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    post(client, acme, trigger("c1"))
+    run = CampaignRun.objects.get()
+    Message.objects.all().delete()
+    redis_client.flushdb()
+    assert services.campaign_run_pause(run=run)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, acme, trigger("c2"))
+    assert response.json()["outcome"] == "message stored; the run is paused"
+    assert redis_client.llen("realtime") == 0
+    assert services.campaign_run_resume(run=run)
+    later = datetime.now(UTC) + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS)
+    assert services.messages_dispatch(now=later, budget=4) == 1
+    assert redis_client.llen("realtime") == 1  # a real-time run's batches ride the realtime queue
+    [message_id] = [m.pk for m in Message.objects.filter(status="queued")]
+    services.message_batch_send(message_ids=[message_id], sleep=lambda _: None)
+    assert Message.objects.get().status == MessageStatus.SENT
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_lost_trigger_task_is_rescued_by_the_dispatcher_and_sent_once(
+    client: HttpClient, acme: Client, settings: Any
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    post(client, acme, trigger())  # its task is never run: the worker died with it
+    message = Message.objects.get()
+    assert services.messages_dispatch(budget=4) == 0  # not yet: the task may still come
+    later = datetime.now(UTC) + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS)
+    assert services.messages_dispatch(now=later, budget=4) == 1
+    services.message_batch_send(message_ids=[message.pk], sleep=lambda _: None)
+    send_the_queued(message)  # the lost task turns up after all: it finds the message sent
+    assert len(responses.calls) == 1
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (MessageStatus.SENT, 1)
+
+
+def test_consent_is_checked_for_triggers(client: HttpClient, acme: Client) -> None:
+    channel = acme.channels.get(optimove_channel_id=505)
+    OptOut.objects.create(client=acme, channel=channel, customer_id="A8272", source="admin")
+    post(client, acme, trigger())
+    send_the_queued(Message.objects.get())
+    message = Message.objects.get()
+    assert (message.status, message.error) == (MessageStatus.SKIPPED, "opted out of this channel")
+
+
+def test_the_address_comes_from_the_trigger_attributes(client: HttpClient, acme: Client) -> None:
+    channel = acme.channels.get(optimove_channel_id=505)
+    channel.kind, channel.provider, channel.provider_options, channel.provider_secrets = (
+        ChannelKind.EMAIL,
+        "console",
+        {},
+        {},
+    )
+    channel.address_attribute = "Email"
+    channel.save()
+    MessageTemplate.objects.filter(channel=channel).update(payload=None, subject="Hi", text_body="Hello")
+    post(client, acme, trigger("with", personalization={"FirstName": "Ada", "Email": "ada@example.com"}))
+    post(client, acme, trigger("without"))
+    for message in Message.objects.all():
+        send_the_queued(message)
+    assert dict(Message.objects.values_list("customer_id", "error")) == {
+        "with": "",
+        "without": "no address in attribute Email",
+    }
+    assert Message.objects.get(customer_id="with").status == MessageStatus.SENT
