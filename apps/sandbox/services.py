@@ -564,12 +564,14 @@ class DemoChannel:
     name: str
     kind: str
     address_attribute: str
+    is_realtime: bool = False
 
 
 DEMO_CHANNELS = (
     DemoChannel(504, "Email", ChannelKind.EMAIL, "Email"),
     DemoChannel(505, "SMS", ChannelKind.SMS, "Phone"),
     DemoChannel(510, "Webhook", ChannelKind.WEBHOOK, "WebhookURL"),
+    DemoChannel(520, "Real-time SMS", ChannelKind.SMS, "Phone", is_realtime=True),
 )
 
 
@@ -613,6 +615,7 @@ def sandbox_bootstrap(*, public_base_url: str) -> list[str]:
                 "kind": demo.kind,
                 "provider": "console",
                 "address_attribute": demo.address_attribute,
+                "is_realtime": demo.is_realtime,
             },
         )
         done.append(f"{'Created' if created else 'Kept'} channel {demo.channel_id} ({demo.name})")
@@ -630,6 +633,20 @@ def sandbox_bootstrap(*, public_base_url: str) -> list[str]:
             "template_ids": [14, 15],
             "send_offsets_seconds": [0, 5, 15],
             "attributes": {"Email": "email", "FirstName": "first_name", "Country": "country"},
+        },
+    )
+    done.append(f"{'Created' if created else 'Kept'} sandbox {campaign}")
+    # The real-time demo: `sandbox_fire --event-type 11` takes a customer of this campaign.
+    campaign, created = SandboxCampaign.objects.get_or_create(
+        account=account,
+        campaign_id=2001,
+        channel_id=520,
+        defaults={
+            "size": 100,
+            "seed": 2001,
+            "template_ids": [14],
+            "send_offsets_seconds": [0],
+            "attributes": {"Phone": "phone", "FirstName": "first_name"},
         },
     )
     done.append(f"{'Created' if created else 'Kept'} sandbox {campaign}")

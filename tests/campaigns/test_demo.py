@@ -38,3 +38,17 @@ def test_the_bootstrapped_demo_campaign_goes_through_when_fired(
         1000,
     )
     assert Message.objects.filter(run=run, status="sent").count() == 1000
+    # What `manage.py sandbox_fire --account local --event-type 11 --campaign-id 2001 --channel-id 520` does.
+    [notification] = sandbox_fire(account=account, event_type_id=11, campaign_id=2001, channel_id=520)
+    assert notification.status_code == 200
+    wait_for(
+        lambda: Message.objects.filter(run__campaign_id=2001, status="sent").exists(),
+        10,
+        "the trigger's message",
+    )
+    trigger = Message.objects.get(run__campaign_id=2001)
+    assert (trigger.run.kind, trigger.run.channel.optimove_channel_id, trigger.customer_id) == (
+        "realtime",
+        520,
+        "2001-0",
+    )

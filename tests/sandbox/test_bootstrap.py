@@ -36,14 +36,20 @@ def test_bootstrap_twice_gives_one_account_client_channels_and_campaign_with_the
     )
     assert list(
         Channel.objects.order_by("optimove_channel_id").values_list(
-            "optimove_channel_id", "kind", "provider", "address_attribute"
+            "optimove_channel_id", "kind", "provider", "address_attribute", "is_realtime"
         )
     ) == [
-        (504, "email", "console", "Email"),
-        (505, "sms", "console", "Phone"),
-        (510, "webhook", "console", "WebhookURL"),
+        (504, "email", "console", "Email", False),
+        (505, "sms", "console", "Phone", False),
+        (510, "webhook", "console", "WebhookURL", False),
+        (520, "sms", "console", "Phone", True),
     ]
-    campaign = SandboxCampaign.objects.get()
+    campaign, realtime_campaign = SandboxCampaign.objects.order_by("campaign_id")
+    assert (realtime_campaign.campaign_id, realtime_campaign.channel_id, realtime_campaign.size) == (
+        2001,
+        520,
+        100,
+    )
     assert (campaign.account, campaign.campaign_id, campaign.channel_id, campaign.size) == (
         account,
         1111,
@@ -60,12 +66,15 @@ def test_bootstrap_twice_gives_one_account_client_channels_and_campaign_with_the
         (505, 15),
         (510, 14),
         (510, 15),
+        (520, 14),
+        (520, 15),
     ]
     listeners = SandboxListener.objects.filter(account=account).order_by("event_type_id", "channel_id")
     token = client.listener_token
     assert [(x.event_type_id, x.channel_id, x.listener_url) for x in listeners] == [
         (4, None, f"http://127.0.0.1:8000/optimove/listener/demo/client/?token={token}"),
         (5, None, f"http://127.0.0.1:8000/optimove/listener/demo/client/?token={token}"),
+        (11, 520, f"http://127.0.0.1:8000/optimove/listener/demo/520/?token={token}"),
         (13, 504, f"http://127.0.0.1:8000/optimove/listener/demo/504/?token={token}"),
         (13, 505, f"http://127.0.0.1:8000/optimove/listener/demo/505/?token={token}"),
         (13, 510, f"http://127.0.0.1:8000/optimove/listener/demo/510/?token={token}"),
