@@ -104,6 +104,15 @@ class Message(models.Model):
     error = models.TextField(blank=True, default="")
     # [{"status": ..., "at": iso, "reason": ...}], appended by the same UPDATE that moves the status.
     history = models.JSONField(default=list)
+    # What providers reported after sending (apps.delivery): the first time of each, never undone, and
+    # the furthest state reached (a late "delivered" after "opened" does not step back).
+    delivery_state = models.CharField(max_length=16, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -114,6 +123,14 @@ class Message(models.Model):
             models.Index(fields=["run", "due_at"], name="message_due_pending", condition=Q(status="pending")),
             models.Index(fields=["run", "status"], name="message_run_status"),
             models.Index(fields=["customer_id"], name="message_customer"),
+            # Provider callbacks find their message by the provider's id.
+            models.Index(
+                fields=["provider_message_id"],
+                name="message_provider_id",
+                condition=~Q(provider_message_id=""),
+            ),
+            # Reporting: what each run sent in the last seven days.
+            models.Index(fields=["run", "sent_at"], name="message_run_sent", condition=Q(status="sent")),
             # The sweeper's look for rows stuck in flight.
             models.Index(
                 fields=["status", "queued_at"],

@@ -60,6 +60,7 @@ LOCAL_APPS = [
     "apps.message_templates",
     "apps.campaigns",
     "apps.subscriptions",
+    "apps.delivery",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DeliveryConfig(AppConfig):
+    name = "apps.delivery"
+    label = "delivery"
+    verbose_name = "Delivery and reporting"
