@@ -239,7 +239,8 @@ def test_error_table_one_result_per_message_in_order() -> None:
         responses.post(URL, **answer)
     messages = [outbound(i, "plain-address") for i in range(1, len(answers) + 1)]
 
-    results = make_backend().send_batch(messages)
+    # One request at a time: `responses` hands out the answers in the order requests arrive.
+    results = make_backend(concurrency=1).send_batch(messages)
 
     assert [(r.message_id, r.status, r.error, r.retry_after) for r in results] == [
         (1, SendStatus.RETRY, "webhook answered HTTP 429: slow down", 12.0),
