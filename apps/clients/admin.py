@@ -1,18 +1,26 @@
 """Clients and channels in the admin. Secrets are write-only (see forms.py) and never listed; each
-page says only whether a secret is set (provider secrets: their names)."""
+page says only whether a secret is set (provider secrets: their names).
+
+Channels are saved and deleted through `services.channel_save` / `channel_delete`, and a push
+channel's apps through `push_apps`, so that Optimove hears of every template and app they take along.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from apps.clients import services
 from apps.clients.admin_scoping import ClientScopedAdminMixin, ClientScopedInlineMixin
 from apps.clients.forms import ChannelAdminForm, ClientAdminForm
-from apps.clients.models import Channel, Client
+from apps.clients.models import Channel, ChannelKind, Client, PushApp
+from apps.clients.push_apps import push_app_delete, push_app_upsert
+from apps.message_templates.sync import app_latest_outbox_row, outbox_state_label
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -23,10 +31,22 @@ def _set_or_not(value: object) -> str:
     return "set" if value else "not set"
 
 
+class ChannelFormSet(BaseInlineFormSet):
+    """Saves and deletes the client page's channel rows through the channel services."""
+
+    def save_existing(self, form: ModelForm[Any], obj: Any, commit: bool = True) -> Any:
+        services.channel_save(channel=obj)
+        return obj
+
+    def delete_existing(self, obj: Any, commit: bool = True) -> None:
+        services.channel_delete(channel=obj)
+
+
 class ChannelInline(ClientScopedInlineMixin, admin.TabularInline):
     """The client's channels at a glance; secrets are edited on the channel's own page."""
 
     model = Channel
+    formset = ChannelFormSet
     fields = ("optimove_channel_id", "name", "kind", "provider", "is_realtime", "is_active")
     extra = 0
     show_change_link = True
@@ -131,6 +151,53 @@ class ClientAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
         return _is_superuser(request)
 
 
+class PushAppFormSet(BaseInlineFormSet):
+    """Saves and deletes a push channel's apps through `push_apps`, so Optimove hears of each."""
+
+    def save_new(self, form: ModelForm[Any], commit: bool = True) -> Any:
+        app, _ = push_app_upsert(
+            channel=self.instance,
+            app_id=form.cleaned_data["app_id"],
+            name=form.cleaned_data["name"],
+            is_active=form.cleaned_data.get("is_active", False),
+        )
+        return app
+
+    def save_existing(self, form: ModelForm[Any], obj: Any, commit: bool = True) -> Any:
+        # The form has already put its values on `obj`; what Optimove lists is the stored row.
+        stored = PushApp.objects.get(pk=obj.pk)
+        if stored.app_id != obj.app_id:
+            # The AppID is the app's key in Optimove: a new one is another app there.
+            push_app_delete(app=stored)
+        app, _ = push_app_upsert(
+            channel=self.instance, app_id=obj.app_id, name=obj.name, is_active=obj.is_active
+        )
+        return app
+
+    def delete_existing(self, obj: Any, commit: bool = True) -> None:
+        push_app_delete(app=obj)
+
+
+class PushAppInline(admin.TabularInline):
+    """Only on a push channel's page (see ChannelAdmin.get_inlines); the page's client scoping covers it."""
+
+    model = PushApp
+    formset = PushAppFormSet
+    fields = ("app_id", "name", "is_active", "optimove_sync")
+    readonly_fields = ("optimove_sync",)
+    extra = 0
+
+    @admin.display(description="Optimove sync")
+    def optimove_sync(self, app: PushApp) -> str:
+        if app.pk is None:
+            return ""
+        row = app_latest_outbox_row(app=app)
+        if row is None:
+            return outbox_state_label(state=None)
+        label = outbox_state_label(state=row.state, attempts=row.attempts)
+        return f"{label}: {row.last_error}" if row.last_error and row.state != "done" else label
+
+
 @admin.register(Channel)
 class ChannelAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     client_lookup = "client"
@@ -160,6 +227,26 @@ class ChannelAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
         ("Optimove events", {"fields": ("is_realtime", "scheduled_event_type")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_inlines(
+        self, request: HttpRequest, obj: Channel | None
+    ) -> list[type[admin.options.InlineModelAdmin[Any, Any]]]:
+        # Apps belong to push channels; a new channel gets its apps once it is saved as one.
+        if obj is not None and obj.pk is not None and obj.kind == ChannelKind.PUSH:
+            return [PushAppInline]
+        return []
+
+    def save_model(self, request: HttpRequest, obj: Channel, form: ModelForm[Any], change: bool) -> None:
+        if not self._may_access(request, obj):
+            raise PermissionDenied("this channel belongs to a client you do not administer")
+        services.channel_save(channel=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Channel) -> None:
+        services.channel_delete(channel=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            services.channel_delete(channel=channel)
 
     @admin.display(description="stored provider secrets")
     def provider_secrets_keys(self, channel: Channel) -> str:

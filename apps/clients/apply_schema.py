@@ -6,7 +6,8 @@ than something silently ignored. Mappings further down (a channel, a template) a
 
 Message templates belong to a channel, so they are listed under it (`channels[0].templates`). A channel
 entry without a `templates:` key leaves that channel's stored templates alone; a present list is the
-whole truth for that channel (with `--prune`, stored templates it does not list are deleted). Templates
+whole truth for that channel (with `--prune`, stored templates it does not list are deleted). A push
+channel's apps (`channels[0].apps: [{app_id, name}]`) work the same way. Templates
 are checked here with the same rules as the admin's (`message_templates.validation`): the parts the
 channel's kind needs, and that every part compiles.
 
@@ -75,6 +76,15 @@ class TemplateSpec:
 
 
 @dataclass(frozen=True)
+class AppSpec:
+    """One app of a push channel as the file gives it."""
+
+    app_id: str
+    name: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
 class ChannelSpec:
     channel_id: int
     name: str
@@ -90,6 +100,8 @@ class ChannelSpec:
     is_active: bool
     # None: the entry has no `templates:` key, and the channel's stored templates are left alone.
     templates: tuple[TemplateSpec, ...] | None = None
+    # None: the entry has no `apps:` key (only push channels may have one); stored apps are left alone.
+    apps: tuple[AppSpec, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -382,6 +394,7 @@ class _Reader:
                 "scheduled_event_type",
                 "active",
                 "templates",
+                "apps",
             ),
         )
         if item is None:
@@ -420,6 +433,7 @@ class _Reader:
         templates = (
             self._templates(item["templates"], f"{path}.templates", kind) if "templates" in item else None
         )
+        apps = self._apps(item["apps"], f"{path}.apps", kind) if "apps" in item else None
         if len(self.errors) > errors_before or channel_id is None or name is None or kind is None:
             return None
         if provider is None:
@@ -437,6 +451,7 @@ class _Reader:
             scheduled_event_type=event_type,
             is_active=is_active,
             templates=templates,
+            apps=apps,
         )
 
     def _templates(self, value: Any, path: str, kind: str | None) -> tuple[TemplateSpec, ...]:
@@ -501,6 +516,46 @@ class _Reader:
         if kind is not None:
             self._template_content(template, path, kind)
         return template
+
+    def _apps(self, value: Any, path: str, kind: str | None) -> tuple[AppSpec, ...]:
+        if kind is not None and kind != ChannelKind.PUSH:
+            self.error(path, f"only push channels have apps (this channel's kind is {kind})")
+            return ()
+        # As with `templates:`, an empty `apps:` is refused rather than read as "none"; no apps is `apps: []`.
+        if not isinstance(value, list):
+            self.error(path, f"expected a list, got {_type_name(value)}")
+            return ()
+        apps: list[AppSpec] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            app = self._app(item, item_path)
+            if app is None:
+                continue
+            if app.app_id in seen:
+                self.error(
+                    f"{item_path}.app_id", f"{app.app_id!r} is already used by {path}[{seen[app.app_id]}]"
+                )
+                continue
+            seen[app.app_id] = index
+            apps.append(app)
+        return tuple(apps)
+
+    def _app(self, value: Any, path: str) -> AppSpec | None:
+        item = self.mapping(value, path, required=("app_id", "name"), optional=("active",))
+        if item is None:
+            return None
+        errors_before = len(self.errors)
+        app_id = self.string(item["app_id"], f"{path}.app_id", max_length=200) if "app_id" in item else None
+        if app_id is not None and (app_id != app_id.strip() or not app_id.isprintable()):
+            self.error(
+                f"{path}.app_id", f"{app_id!r} must not start or end with spaces or hold control characters"
+            )
+        name = self.string(item["name"], f"{path}.name", max_length=200) if "name" in item else None
+        is_active = self.optional(item, "active", True, lambda v: self.boolean(v, f"{path}.active"))
+        if len(self.errors) > errors_before or app_id is None or name is None:
+            return None
+        return AppSpec(app_id=app_id, name=name, is_active=is_active)
 
     def _template_part(self, item: Mapping[str, Any], key: str, path: str) -> str:
         """A text part; absent is empty. A bad value is recorded as an error (nothing is applied)."""

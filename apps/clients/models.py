@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -111,3 +112,47 @@ class Channel(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.client.slug}/{self.optimove_channel_id} {self.name}"
+
+
+class PushApp(TimestampedModel):
+    """An app of a push channel, listed to marketers in Optimove's campaign builder (AddChannelApps).
+
+    Write through `apps.clients.push_apps` only: it records each add, rename and delete in the Optimove
+    outbox in the same transaction.
+    """
+
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.CASCADE,
+        related_name="push_apps",
+        limit_choices_to={"kind": ChannelKind.PUSH},
+    )
+    app_id = models.CharField(
+        "Optimove AppID", max_length=200, help_text="How Optimove knows the app; unique per channel."
+    )
+    name = models.CharField(max_length=200, help_text="Optimove shows this name to marketers.")
+    is_active = models.BooleanField("active", default=True)
+
+    class Meta:
+        verbose_name = "push app"
+        ordering = ["channel__client__slug", "channel__optimove_channel_id", "app_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "app_id"], name="push_app_unique_per_channel"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app_id} {self.name}"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.channel_id is not None and self.channel.kind != ChannelKind.PUSH:
+            errors["channel"] = [
+                f"Channel “{self.channel.name}” is a {self.channel.get_kind_display()} channel; only push "
+                "channels have apps."
+            ]
+        if self.app_id and (self.app_id != self.app_id.strip() or not self.app_id.isprintable()):
+            errors["app_id"] = ["The AppID must not start or end with spaces or hold control characters."]
+        if self.name and not self.name.strip():
+            errors["name"] = ["A name is required: Optimove shows it to marketers."]
+        if errors:
+            raise ValidationError(errors)

@@ -1,5 +1,6 @@
-"""Writes to clients and channels: applying a client file (with the channels' message templates),
-exporting one, the listener token, and re-encrypting every stored secret under the newest key."""
+"""Writes to clients and channels: applying a client file (with the channels' message templates and
+push apps), exporting one, saving and deleting a channel, the listener token, and re-encrypting every
+stored secret under the newest key."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from django.db.models.functions import Cast
 from apps.clients import crypto
 from apps.clients.apply_schema import (
     KEEP,
+    AppSpec,
     ChannelSpec,
     ClientFileError,
     ClientSpec,
@@ -30,9 +32,11 @@ from apps.clients.apply_schema import (
     parse_client_document,
 )
 from apps.clients.fields import EncryptedJSONField, EncryptedTextField
-from apps.clients.models import Channel, Client, new_listener_token
+from apps.clients.models import Channel, ChannelKind, Client, PushApp, new_listener_token
+from apps.clients.push_apps import push_app_delete, push_app_upsert
 from apps.message_templates.models import MessageTemplate
 from apps.message_templates.services import template_delete, template_upsert
+from apps.message_templates.sync import outbox_channel_moved
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +197,7 @@ def _client_apply(spec: ClientSpec, *, prune: bool, dry_run: bool) -> ApplyResul
         for index, channel_spec in enumerate(spec.channels):
             channel = existing.pop(channel_spec.channel_id, None)
             channel_created = channel is None
+            kind_before = None if channel is None else channel.kind
             channel_change: ObjectChange | None
             if channel is None:
                 channel, channel_change = _channel_create(client, channel_spec)
@@ -208,12 +213,22 @@ def _client_apply(spec: ClientSpec, *, prune: bool, dry_run: bool) -> ApplyResul
                     stored_too=not channel_created,
                     prune=prune,
                 )
+            if kind_before is not None and kind_before != channel.kind:
+                _templates_suit_new_kind(channel, path=f"channels[{index}].kind")
+            if channel_spec.apps is not None:
+                objects += _apps_apply(
+                    channel,
+                    channel_spec.apps,
+                    path=f"channels[{index}].apps",
+                    stored_too=not channel_created,
+                    prune=prune,
+                )
         for channel in sorted(existing.values(), key=lambda c: c.optimove_channel_id):
             label = _channel_label(channel.optimove_channel_id, channel.name)
             if prune:
-                # Through template_delete, not the channel's cascade, so each deletion is seen by
-                # the template services like any other.
-                deleted = _templates_delete_all(channel)
+                # Through template_delete and push_app_delete, not the channel's cascade, so each
+                # deletion reaches Optimove through the outbox like any other.
+                deleted = _templates_delete_all(channel) + _apps_delete_all(channel)
                 _channel_delete(channel, label)
                 objects.append(ObjectChange(label, "deleted"))
                 objects += deleted
@@ -408,6 +423,23 @@ def _templates_apply(
     return objects
 
 
+def _templates_suit_new_kind(channel: Channel, *, path: str) -> None:
+    """A channel whose kind changed keeps only templates that suit the new kind: the templates the file
+    left as they were (or did not list) are checked too, and any that do not fit refuse the apply."""
+    from apps.message_templates.validation import template_content_errors
+
+    problems = []
+    for template in MessageTemplate.objects.filter(channel=channel).order_by("template_id"):
+        template.channel = channel
+        for messages in template_content_errors(template=template).values():
+            problems += [
+                f"{path}: template {template.template_id} does not suit kind {channel.kind}: {message}"
+                for message in messages
+            ]
+    if problems:
+        raise ClientFileError(problems)
+
+
 def _template_upsert(channel: Channel, spec: TemplateSpec, path: str) -> None:
     try:
         template_upsert(
@@ -443,6 +475,68 @@ def _templates_delete_all(channel: Channel) -> list[ObjectChange]:
         template_delete(template=template)
         label = _template_label(channel.optimove_channel_id, template.template_id, template.name)
         deleted.append(ObjectChange(label, "deleted"))
+    return deleted
+
+
+def _app_label(channel_id: int, app_id: str, name: str) -> str:
+    return f"channel {channel_id} app {_show(app_id)} {_show(name)}"
+
+
+# (file name, model attribute) of an app's fields besides app_id.
+_APP_FIELDS: tuple[tuple[str, str], ...] = (("name", "name"), ("active", "is_active"))
+
+
+def _apps_apply(
+    channel: Channel, apps: tuple[AppSpec, ...], *, path: str, stored_too: bool, prune: bool
+) -> list[ObjectChange]:
+    """Makes the push channel's apps match its `apps:` list; as `_templates_apply` for templates."""
+    stored: dict[str, PushApp] = {}
+    if stored_too:
+        stored = {app.app_id: app for app in PushApp.objects.select_for_update().filter(channel=channel)}
+    objects: list[ObjectChange] = []
+    for index, spec in enumerate(apps):
+        app = stored.pop(spec.app_id, None)
+        label = _app_label(channel.optimove_channel_id, spec.app_id, spec.name if app is None else app.name)
+        if app is None:
+            changes = [FieldChange(name, _show(getattr(spec, attr))) for name, attr in _APP_FIELDS]
+            action: Literal["created", "updated"] = "created"
+        else:
+            changes = [
+                FieldChange(name, f"{_show(getattr(app, attr))} -> {_show(getattr(spec, attr))}")
+                for name, attr in _APP_FIELDS
+                if getattr(app, attr) != getattr(spec, attr)
+            ]
+            action = "updated"
+            if not changes:
+                continue
+        try:
+            push_app_upsert(channel=channel, app_id=spec.app_id, name=spec.name, is_active=spec.is_active)
+        except ValidationError as exc:
+            # Checked before the first write, so not expected; the whole apply is rolled back.
+            problems = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+            raise ClientFileError(
+                [
+                    f"{path}[{index}]{'' if field == '__all__' else '.' + field}: {message}"
+                    for field, messages in problems.items()
+                    for message in messages
+                ]
+            ) from None
+        objects.append(ObjectChange(label, action, tuple(changes)))
+    for app in sorted(stored.values(), key=lambda a: a.app_id):
+        label = _app_label(channel.optimove_channel_id, app.app_id, app.name)
+        if prune:
+            push_app_delete(app=app)
+            objects.append(ObjectChange(label, "deleted"))
+        else:
+            objects.append(ObjectChange(label, "kept"))
+    return objects
+
+
+def _apps_delete_all(channel: Channel) -> list[ObjectChange]:
+    deleted = []
+    for app in PushApp.objects.select_for_update().filter(channel=channel).order_by("app_id"):
+        push_app_delete(app=app)
+        deleted.append(ObjectChange(_app_label(channel.optimove_channel_id, app.app_id, app.name), "deleted"))
     return deleted
 
 
@@ -486,8 +580,9 @@ def _template_change_shown(attr: str, old: Any, new: Any) -> str:
 def client_export(*, client: Client) -> dict[str, Any]:
     """The client as a client file, without any secret: applying it changes nothing.
 
-    Every channel carries its whole `templates:` list (empty when it has none), so the export is
-    authoritative for templates too. The templates' `sample_attributes` (preview data) are left out.
+    Every channel carries its whole `templates:` list (empty when it has none), and every push channel
+    its whole `apps:` list, so the export is authoritative for them too. The templates'
+    `sample_attributes` (preview data) are left out.
     """
     optimove: dict[str, Any] = {"base_url": client.optimove_base_url}
     if client.optimove_username:
@@ -506,6 +601,11 @@ def client_export(*, client: Client) -> dict[str, Any]:
                 "deep_link": template.deep_link,
             }
         )
+    apps: dict[int, list[dict[str, Any]]] = {}
+    for app in PushApp.objects.filter(channel__client=client).order_by("channel_id", "app_id"):
+        apps.setdefault(app.channel_id, []).append(
+            {"app_id": app.app_id, "name": app.name, "active": app.is_active}
+        )
     channels = [
         {
             "channel_id": channel.optimove_channel_id,
@@ -519,6 +619,7 @@ def client_export(*, client: Client) -> dict[str, Any]:
             "scheduled_event_type": channel.scheduled_event_type,
             "active": channel.is_active,
             "templates": templates.get(channel.pk, []),
+            **({"apps": apps.get(channel.pk, [])} if channel.kind == ChannelKind.PUSH else {}),
         }
         for channel in Channel.objects.filter(client=client).order_by("optimove_channel_id")
     ]
@@ -529,6 +630,41 @@ def client_export(*, client: Client) -> dict[str, Any]:
         "optimove": optimove,
         "channels": channels,
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# channels
+# ---------------------------------------------------------------------------------------------------
+
+
+def channel_save(*, channel: Channel) -> None:
+    """Saves a channel (new or changed, as the admin's forms fill it in).
+
+    A channel that answers to another Optimove ChannelID (or client) afterwards takes its listed
+    templates and apps along: the outbox deletes them from the old list and adds them to the new one,
+    in the same transaction.
+    """
+    with transaction.atomic():
+        old = None
+        if channel.pk is not None:
+            old = (
+                Channel.objects.select_for_update()
+                .filter(pk=channel.pk)
+                .values_list("client_id", "optimove_channel_id")
+                .first()
+            )
+        channel.save()
+        if old is not None:
+            outbox_channel_moved(channel=channel, old_client_id=old[0], old_optimove_channel_id=old[1])
+
+
+def channel_delete(*, channel: Channel) -> None:
+    """Deletes a channel. Its templates and apps go first, through their services, so Optimove hears
+    that they are gone (the outbox rows outlive the channel: they name it by ChannelID)."""
+    with transaction.atomic():
+        _templates_delete_all(channel)
+        _apps_delete_all(channel)
+        channel.delete()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Message templates in the admin, scoped to the staff user's clients, with a live preview.
+"""Message templates in the admin, scoped to the staff user's clients, with a live preview, and the
+Optimove outbox (read only).
 
-Every save and delete goes through the services (the next step syncs them with Optimove there).
-The preview renders the template as the form holds it with the saved sample attributes.
+Every save, delete and bulk action goes through the services, which record what Optimove must hear
+in the outbox; the list shows each template's sync state from its latest outbox row. The preview
+renders the template as the form holds it with the saved sample attributes.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import copy
 import json
 from typing import Any
 
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -20,10 +22,16 @@ from django.utils.safestring import SafeString
 
 from apps.clients.admin_scoping import ClientScopedAdminMixin, user_may_access
 from apps.clients.models import ChannelKind
-from apps.message_templates.models import MessageTemplate
+from apps.message_templates.models import MessageTemplate, OptimoveOutbox, OutboxState
 from apps.message_templates.rendering import EXTRA_NAMES, TemplateRenderError, template_render
-from apps.message_templates.services import UPSERT_FIELDS, template_delete, template_upsert
+from apps.message_templates.services import (
+    UPSERT_FIELDS,
+    template_delete,
+    template_sync_again,
+    template_upsert,
+)
 from apps.message_templates.sms import sms_segments
+from apps.message_templates.sync import outbox_state_label, templates_with_sync_state
 from apps.message_templates.validation import sample_attributes_errors
 
 # What the preview fills in for the platform's extras unless the sample attributes name them.
@@ -35,14 +43,41 @@ PREVIEW_EXTRA: dict[str, Any] = {
 }
 
 
+class SyncStateFilter(admin.SimpleListFilter):
+    title = "Optimove sync"
+    parameter_name = "sync"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("synced", "synced"), ("pending", "pending"), ("failed", "failed"), ("never", "never pushed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # The queryset carries the `sync_state` annotation (MessageTemplateAdmin.get_queryset).
+        states = {"synced": OutboxState.DONE, "pending": OutboxState.PENDING, "failed": OutboxState.FAILED}
+        if self.value() in states:
+            return queryset.filter(sync_state=states[self.value() or ""])
+        if self.value() == "never":
+            return queryset.filter(sync_state__isnull=True)
+        return queryset
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     client_lookup = "client"
-    list_display = ("template_id", "name", "client", "channel", "kind", "is_active")
+    list_display = (
+        "template_id",
+        "name",
+        "client",
+        "channel",
+        "kind",
+        "is_active",
+        "optimove_sync",
+        "sync_error",
+    )
     list_display_links = ("template_id", "name")
-    list_filter = ("client", "channel__kind", "is_active", "channel")
+    list_filter = ("client", "channel__kind", "is_active", SyncStateFilter, "channel")
     list_select_related = ("client", "channel")
     search_fields = ("name", "=template_id")
+    actions = ("activate", "deactivate", "sync_again")
     fieldsets = (
         (None, {"fields": ("client", "channel", "template_id", "name", "is_active")}),
         (
@@ -59,6 +94,9 @@ class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
         ("Preview", {"fields": ("sample_attributes", "preview")}),
     )
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MessageTemplate]:
+        return templates_with_sync_state(super().get_queryset(request))
+
     def get_readonly_fields(self, request: HttpRequest, obj: MessageTemplate | None = None) -> list[str]:
         if obj is None:
             return ["preview"]
@@ -69,6 +107,19 @@ class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="kind", ordering="channel__kind")
     def kind(self, obj: MessageTemplate) -> str:
         return obj.channel.get_kind_display()
+
+    @admin.display(description="Optimove sync", ordering="sync_state")
+    def optimove_sync(self, obj: MessageTemplate) -> str:
+        return outbox_state_label(
+            state=getattr(obj, "sync_state", None), attempts=getattr(obj, "sync_attempts", 0)
+        )
+
+    @admin.display(description="last sync error")
+    def sync_error(self, obj: MessageTemplate) -> str:
+        # A row that went through keeps no error worth showing.
+        if getattr(obj, "sync_state", None) in (None, OutboxState.DONE):
+            return ""
+        return str(getattr(obj, "sync_error", "") or "")
 
     @admin.display(description="preview")
     def preview(self, obj: MessageTemplate) -> SafeString:
@@ -92,8 +143,90 @@ class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
         template_delete(template=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+        # Django's "delete selected" action lands here: one template_delete each, so every deletion
+        # reaches Optimove like a single one.
         for template in queryset:
             template_delete(template=template)
+
+    @admin.action(description="Activate the selected templates (Optimove lists them)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+        self._set_active(request, queryset, active=True)
+
+    @admin.action(
+        description="Deactivate the selected templates (Optimove stops listing them)", permissions=["change"]
+    )
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+        self._set_active(request, queryset, active=False)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet[MessageTemplate], *, active: bool) -> None:
+        changed: list[str] = []
+        refused: list[str] = []
+        for template in queryset.select_related("channel"):
+            if template.is_active == active:
+                continue
+            label = f"{template.channel.optimove_channel_id}/{template.template_id}"
+            try:
+                template_upsert(
+                    channel=template.channel,
+                    template_id=template.template_id,
+                    name=template.name,
+                    is_active=active,
+                )
+            except ValidationError as exc:
+                refused.append(f"{label} ({'; '.join(exc.messages)})")
+                continue
+            changed.append(label)
+        verb = "Activated" if active else "Deactivated"
+        self.message_user(
+            request, f"{verb} {len(changed)} template(s){': ' + ', '.join(changed) if changed else ''}."
+        )
+        if refused:
+            self.message_user(
+                request,
+                f"Not changed, fix them first: {'; '.join(refused)}",
+                messages.ERROR,
+            )
+
+    @admin.action(description="Push the selected templates to Optimove again", permissions=["change"])
+    def sync_again(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+        count = 0
+        for template in queryset:
+            template_sync_again(template=template)
+            count += 1
+        self.message_user(request, f"{count} template(s) queued for Optimove.")
+
+
+@admin.register(OptimoveOutbox)
+class OptimoveOutboxAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+    """What was and is to be pushed to Optimove's template and app lists; read only."""
+
+    client_lookup = "client"
+    list_display = (
+        "id",
+        "created_at",
+        "client",
+        "optimove_channel_id",
+        "kind",
+        "action",
+        "key",
+        "name",
+        "state",
+        "attempts",
+        "last_error",
+        "done_at",
+    )
+    list_filter = ("state", "kind", "action", "client")
+    list_select_related = ("client",)
+    search_fields = ("=key", "name", "=optimove_channel_id")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def _preview_context(obj: MessageTemplate) -> dict[str, Any]:

@@ -346,7 +346,7 @@ BAD_DOCUMENTS = [
         [
             "channels[1].sender: unknown key (expected one of channel_id, name, kind, provider, "
             "provider_options, provider_secrets, address_attribute, rate_limit_per_second, realtime, "
-            "scheduled_event_type, active, templates)"
+            "scheduled_event_type, active, templates, apps)"
         ],
         id="unknown channel key",
     ),

@@ -653,3 +653,36 @@ def test_a_bad_template_names_its_path_and_changes_nothing(
     assert str(raised.value) == f"{path}: nothing was applied:\n" + "\n".join(f"  {e}" for e in errors)
     assert queries.captured_queries == []  # refused before the database was even asked
     assert full_snapshot() == before
+
+
+def test_a_kind_change_that_kept_templates_do_not_suit_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    apply(write(tmp_path, templated_document()))
+    before = full_snapshot()
+    document = templated_document()
+    hook = document["channels"][2]
+    hook["kind"], hook["provider"], hook["provider_options"] = "email", "console", {}
+    del hook["templates"]  # the stored webhook template is kept as it is, and cannot be an email
+    path = write(tmp_path, document, "kind.yaml")
+
+    with pytest.raises(CommandError) as raised:
+        apply(path)
+
+    prefix = "  channels[2].kind: template 30 does not suit kind email: An email template needs"
+    assert str(raised.value).splitlines()[1:] == [
+        f"{prefix} a subject.",
+        f"{prefix} an HTML body or a text body.",
+    ]
+    assert full_snapshot() == before
+
+
+def test_a_kind_change_that_the_kept_templates_suit_is_applied(tmp_path: Path) -> None:
+    document = templated_document()
+    document["channels"][2]["templates"][0].pop("deep_link")
+    apply(write(tmp_path, document))
+    document["channels"][2]["kind"] = "push"
+    document["channels"][2]["provider"] = "console"
+    document["channels"][2]["provider_options"] = {}
+    document["channels"][2]["templates"][0]["payload"] = {"greeting": "Hello {{ FirstName }}"}
+    document["channels"][2]["templates"][0]["subject"] = "Spring"
+    apply(write(tmp_path, document, "push.yaml"))
+    assert Channel.objects.get(optimove_channel_id=506).kind == "push"
