@@ -9,6 +9,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("optimove/", include("apps.optimove.urls")),
+    path("", include("apps.delivery.urls")),  # /delivery/... provider callbacks, /t/... tracked links
 ]
 
 if settings.SANDBOX_ENABLED:

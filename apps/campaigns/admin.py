@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 from apps.campaigns import services
 from apps.campaigns.models import CampaignRun, Message, MessageStatus
 from apps.clients.admin_scoping import ClientScopedAdminMixin
+from apps.delivery.admin_reports import REPORTING_READONLY_FIELDS, RunReportingAdminMixin
 
 BAR_COLOURS = {
     MessageStatus.SENT: "#2e7d32",
@@ -39,13 +40,13 @@ def progress_bar(run: CampaignRun) -> str:
 
 
 @admin.register(CampaignRun)
-class CampaignRunAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+class CampaignRunAdmin(RunReportingAdminMixin, ClientScopedAdminMixin, admin.ModelAdmin):
     client_lookup = "client"
     list_display = ("campaign_id", "client", "channel", "kind", "state", "progress", "created_at")
     list_filter = ("state", "kind", "client")
     search_fields = ("=campaign_id",)
     actions = ("pause_runs", "resume_runs", "cancel_runs", "retry_failed_messages")
-    readonly_fields = [f.name for f in CampaignRun._meta.fields] + ["progress"]
+    readonly_fields = [f.name for f in CampaignRun._meta.fields] + ["progress", *REPORTING_READONLY_FIELDS]
     list_select_related = ("client", "channel")
 
     @admin.display(description="progress")

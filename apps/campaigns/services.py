@@ -473,6 +473,7 @@ def message_batch_send(
     records each outcome. Rows another task already moved are left alone. A message released ahead of
     its send time is handed over at that time, unless its run was paused or cancelled meanwhile."""
     from apps.channels.base import OutboundMessage
+    from apps.delivery.tracking import delivery_tracking_apply
     from apps.message_templates.rendering import TemplateRenderError, template_render
     from apps.message_templates.selectors import template_map_for_channel
     from apps.subscriptions.selectors import opted_out_customers
@@ -536,6 +537,7 @@ def message_batch_send(
             )
         )
     if outbound:
+        outbound = [delivery_tracking_apply(channel=channel, message=m) for m in outbound]
         # A first attempt goes at its send time; a retry no earlier than its backoff allows.
         due = {c.id: c.send_at if c.attempts <= 1 else c.due_at for c in claimed}
         sent, unsent = _send_over_provider(

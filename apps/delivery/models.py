@@ -56,3 +56,57 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} from {self.provider} ({self.provider_message_id or 'no id'})"
+
+
+# Reporting to Optimove (apps.delivery.reporting) ----------------------------------------------------
+
+
+class ReportKind(models.TextChoices):
+    METRICS = "metrics", "UpdateCampaignMetrics"
+    INTERACTIONS = "interactions", "UpdateCampaignInteractions"
+
+
+class OptimoveReport(models.Model):
+    """One reporting call to Optimove for one run and its outcome: the run's report timeline.
+
+    `items` is the number of metrics in the body, or of customer ids for interactions (never the ids)."""
+
+    run = models.ForeignKey(
+        "campaigns.CampaignRun", on_delete=models.CASCADE, related_name="optimove_reports"
+    )
+    kind = models.CharField(max_length=16, choices=ReportKind.choices)
+    sent_at = models.DateTimeField()
+    items = models.PositiveIntegerField()
+    # What an interactions call was about.
+    event_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    template_id = models.BigIntegerField(null=True, blank=True)
+    interaction_date = models.DateField(null=True, blank=True)
+    ok = models.BooleanField()
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        indexes = [models.Index(fields=["run", "sent_at"], name="optimove_report_run")]
+
+    def __str__(self) -> str:
+        outcome = "accepted" if self.ok else "failed"
+        return f"{self.get_kind_display()} for run {self.run_id}: {self.items} item(s) {outcome}"
+
+
+class InteractionCursor(models.Model):
+    """Which of one message's interactions Optimove has accepted: bit `1 << EventID` of `reported`.
+
+    The interaction cursor is kept per message rather than as a time or id watermark per run, because
+    no watermark is exact here: the message's columns hold when an event happened (the earliest one,
+    which a late callback can move back), providers call back minutes or hours late and out of order,
+    and ids are not committed in order. "New since the last report" is therefore "the column is set
+    and its bit is not", which cannot skip a late event nor repeat an accepted one. The bits are set in
+    the transaction that records the accepted call (`OptimoveReport`), only after Optimove accepted it."""
+
+    message = models.OneToOneField(
+        "campaigns.Message", primary_key=True, on_delete=models.CASCADE, related_name="interaction_cursor"
+    )
+    reported = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"interactions of message {self.message_id}: {self.reported:#b}"

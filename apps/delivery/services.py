@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from apps.campaigns.models import Message
 from apps.clients.models import Channel, Client
@@ -56,24 +58,35 @@ class ProviderEvent:
         return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _find_message(*, client: Client, provider_message_id: str, message_id: int | None) -> Message | None:
+def _find_message(
+    *, client: Client, provider_message_id: str, message_id: int | None, by_provider_id: bool = True
+) -> Message | None:
     messages = Message.objects.filter(run__client=client).select_related("run")
     if message_id is not None:
         return messages.filter(pk=message_id).first()
-    if not provider_message_id:
+    if not provider_message_id or not by_provider_id:
         return None
     return messages.filter(provider_message_id=provider_message_id).order_by("-pk").first()
 
 
 def delivery_event_record(
-    *, client: Client, event: ProviderEvent, channel: Channel | None = None, message_id: int | None = None
+    *,
+    client: Client,
+    event: ProviderEvent,
+    channel: Channel | None = None,
+    message_id: int | None = None,
+    by_provider_id: bool = True,
 ) -> DeliveryEvent | None:
     """Stores the event once and moves its message forward. Returns None for a repeat of an event already
     stored. `message_id` is our own id when the provider echoes it back (anymail metadata, our webhook
-    receipts); otherwise the provider's message id finds the message. An event whose message cannot be
-    found is kept without one, for the admin."""
+    receipts); otherwise the provider's message id finds the message, unless `by_provider_id` is false
+    (the caller already looked the message up its own way and found none). An event whose message
+    cannot be found is kept without one, for the admin."""
     message = _find_message(
-        client=client, provider_message_id=event.provider_message_id, message_id=message_id
+        client=client,
+        provider_message_id=event.provider_message_id,
+        message_id=message_id,
+        by_provider_id=by_provider_id,
     )
     try:
         with transaction.atomic():
@@ -115,3 +128,86 @@ def _move_forward(*, message_id: int, event: str, at: datetime) -> None:
             f"UPDATE campaigns_message SET {sets}{state_sql} WHERE id = %s",  # noqa: S608 (columns are ours)
             [*params, message_id],
         )
+
+
+# Provider callbacks and self-tracking (apps.delivery.views) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    stored: int
+    duplicates: int
+
+
+def delivery_events_record(
+    *,
+    client: Client,
+    channel: Channel | None,
+    events: Sequence[tuple[ProviderEvent, int | None]],
+    by_provider_id: bool = True,
+) -> RecordOutcome:
+    """Stores one callback's events (each with our message id when known) all or none: a failure part
+    way leaves nothing behind, so the provider's retry of the whole callback starts clean."""
+    stored = duplicates = 0
+    with transaction.atomic():
+        for event, message_id in events:
+            if delivery_event_record(
+                client=client,
+                event=event,
+                channel=channel,
+                message_id=message_id,
+                by_provider_id=by_provider_id,
+            ):
+                stored += 1
+            else:
+                duplicates += 1
+    return RecordOutcome(stored=stored, duplicates=duplicates)
+
+
+def webhook_receipts_record(*, channel: Channel, receipts: Sequence[ProviderEvent]) -> RecordOutcome:
+    """Receipts from a webhook channel's receiver, each naming its message by the Idempotency-Key we
+    sent (its `provider_message_id`): looked up within the channel only."""
+    keys = {receipt.provider_message_id for receipt in receipts}
+    # A key is unique per run; should two runs of the channel share one, the latest message is meant.
+    found = dict(
+        Message.objects.filter(run__channel=channel, idempotency_key__in=keys)
+        .order_by("pk")
+        .values_list("idempotency_key", "pk")
+    )
+    return delivery_events_record(
+        client=channel.client,
+        channel=channel,
+        events=[(receipt, found.get(receipt.provider_message_id)) for receipt in receipts],
+        # Keys follow a public formula: a receiver must not reach another channel's messages by
+        # naming their keys, so a key not found in this channel matches nothing.
+        by_provider_id=False,
+    )
+
+
+TRACKING_PROVIDER = "tracking"
+
+
+def tracked_event_record(*, message_id: int, event: DeliveryEventType, url: str = "") -> DeliveryEvent | None:
+    """An open (pixel) or a click (redirect) of a self-tracked email. Stored once per message for opens
+    and once per message and link for clicks: the first one is what counts, and a mail client or link
+    scanner fetching again and again adds no rows. None when the message is gone or it is a repeat."""
+    message = Message.objects.select_related("run__client", "run__channel").filter(pk=message_id).first()
+    if message is None:
+        return None
+    if event == DeliveryEventType.CLICKED:
+        event_id = f"click:{message_id}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+    else:
+        event_id = f"{event}:{message_id}"
+    return delivery_event_record(
+        client=message.run.client,
+        channel=message.run.channel,
+        message_id=message.pk,
+        event=ProviderEvent(
+            provider=TRACKING_PROVIDER,
+            provider_message_id=message.provider_message_id,
+            event=event,
+            occurred_at=timezone.now(),
+            provider_event_id=event_id,
+            url=url,
+        ),
+    )

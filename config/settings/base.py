@@ -186,6 +186,14 @@ MESSAGE_MAX_LATENESS_SECONDS = env.int("MESSAGE_MAX_LATENESS_SECONDS", default=6
 # be lost (a killed worker, a Redis restart), the dispatcher releases the message after this many seconds.
 REALTIME_RESCUE_SECONDS = env.float("REALTIME_RESCUE_SECONDS", default=10.0)
 
+# REPORTING (apps.delivery.reporting): delivery and engagement reported to Optimove
+# ------------------------------------------------------------------------------
+# How often every run with a message sent in the last REPORTING_WINDOW_DAYS days is reported
+# (UpdateCampaignMetrics totals and UpdateCampaignInteractions not yet accepted).
+REPORTING_INTERVAL_SECONDS = env.float("REPORTING_INTERVAL_SECONDS", default=4 * 3600.0)
+REPORTING_WINDOW_DAYS = env.int("REPORTING_WINDOW_DAYS", default=7)
+# --- end of reporting ---
+
 CELERY_BEAT_SCHEDULE = {
     "campaigns-dispatch": {
         "task": "campaigns.dispatch",
@@ -203,6 +211,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": OPTIMOVE_SYNC_INTERVAL_SECONDS,
         "options": {"queue": "reporting", "expires": OPTIMOVE_SYNC_INTERVAL_SECONDS * 2},
     },
+    "delivery-report": {
+        "task": "delivery.report_due",
+        "schedule": REPORTING_INTERVAL_SECONDS,
+        "options": {"queue": "reporting", "expires": REPORTING_INTERVAL_SECONDS},
+    },
 }
 CELERY_TASK_ROUTES = {
     "campaigns.fetch_page": {"queue": "audience"},
@@ -211,6 +224,8 @@ CELERY_TASK_ROUTES = {
     "campaigns.send_realtime": {"queue": "realtime"},
     "campaigns.dispatch": {"queue": "realtime"},
     "campaigns.sweep": {"queue": "realtime"},
+    "delivery.report_due": {"queue": "reporting"},
+    "delivery.report_run": {"queue": "reporting"},
 }
 
 # MESSAGE TEMPLATES (apps.message_templates): limits on one render of one template for one customer.

@@ -34,7 +34,11 @@ _twilio_http_logger.setLevel(logging.WARNING)
 @register_backend
 class TwilioBackend(ChannelBackend):
     """Secrets: account_sid, auth_token. Options: from_ (a number or sender id) or messaging_service_sid,
-    status_callback (URL), base_url (a Twilio-compatible API root, default https://api.twilio.com)."""
+    status_callback, base_url (a Twilio-compatible API root, default https://api.twilio.com).
+
+    Status callbacks: by default each message asks Twilio to report its delivery to the platform's own
+    callback URL, which the send path hands over in the message's metadata (`status_callback`; see
+    apps.delivery.tracking). Option status_callback false sends none; a URL sends that one instead."""
 
     name = "twilio"
     kinds = frozenset({"sms"})
@@ -59,9 +63,11 @@ class TwilioBackend(ChannelBackend):
                 errors.append(f"secret {key} is required")
         if not string_option(options, "from_") and not string_option(options, "messaging_service_sid"):
             errors.append("option from_ or option messaging_service_sid is required")
-        for key in ("base_url", "status_callback"):
-            if options.get(key) is not None and not is_http_url(options.get(key)):
-                errors.append(f"option {key} must be an http(s) URL")
+        if options.get("base_url") is not None and not is_http_url(options.get("base_url")):
+            errors.append("option base_url must be an http(s) URL")
+        callback = options.get("status_callback")
+        if callback is not None and not isinstance(callback, bool) and not is_http_url(callback):
+            errors.append("option status_callback must be true, false or an http(s) URL")
         return errors
 
     def open(self) -> None:
@@ -97,8 +103,11 @@ class TwilioBackend(ChannelBackend):
             kwargs["messaging_service_sid"] = sid
         if sender := string_option(self.options, "from_"):
             kwargs["from_"] = sender
-        if callback := string_option(self.options, "status_callback"):
-            kwargs["status_callback"] = callback
+        option = self.options.get("status_callback")
+        if isinstance(option, str) and option.strip():
+            kwargs["status_callback"] = option.strip()
+        elif option is not False and (ours := message.metadata.get("status_callback")):
+            kwargs["status_callback"] = ours
         return kwargs
 
     def _send_one(self, message: OutboundMessage) -> SendResult:

@@ -1,4 +1,24 @@
-"""Signed JSON webhooks: one POST per message to the customer's URL or the channel's."""
+"""Signed JSON webhooks: one POST per message to the customer's URL or the channel's.
+
+The request: a JSON body `{"id", "customer_id", "to", "metadata", "content"}` with headers
+`Idempotency-Key` (the same as `id`, and the same again when a message is re-sent after a crash),
+`X-Partner-Timestamp` (Unix seconds) and `X-Partner-Signature`
+(`v1=<hex HMAC-SHA256(signing_secret, "{timestamp}.{body}")>`, see apps.channels.signatures).
+
+Delivery receipts: the receiver may report what became of a message by POSTing JSON to
+`{PUBLIC_BASE_URL}/delivery/<client slug>/<Optimove channel id>/webhook/`, signed exactly like our
+requests (the same two headers, the same secret, over its own body and timestamp):
+
+    {"id": "<the Idempotency-Key we sent>", "event": "delivered", "occurred_at": "2026-03-02T10:00:05Z"}
+
+`event` is one of delivered, opened, clicked, bounced, complained, unsubscribed, undelivered;
+`occurred_at` is an ISO 8601 time with its zone. Optional: `url` (the link, for clicked) and
+`event_id` (the receiver's own id for the event: two receipts with the same one are the same event;
+without it, the same id, event and time are). A list of up to 500 such objects may be sent at once;
+all are checked before any is stored. Answers: 200 `{"status": "accepted", "stored", "duplicates",
+"ignored"}` (a repeat is a 200 too), 400 naming what is wrong with the body, 401 without the headers,
+403 for a wrong signature or a timestamp more than 5 minutes off, 404 for an unknown client or channel.
+"""
 
 from __future__ import annotations
 
