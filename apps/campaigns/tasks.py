@@ -10,7 +10,7 @@ from celery.app.task import Task
 from django.conf import settings
 
 from apps.campaigns import services
-from apps.campaigns.models import CampaignRun, MessageStatus, RunState
+from apps.campaigns.models import CampaignRun, RunState
 from apps.core.errors import RetryableError, TerminalError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def send_batch(message_ids: list[int]) -> None:
 def send_realtime(message_id: int) -> None:
     """One real-time trigger's message, straight from the listener. If this task is lost, the message
     is still pending and the dispatcher releases it once its rescue time has come."""
-    services.message_batch_send(message_ids=[message_id], claim_from=MessageStatus.PENDING)
+    services.realtime_messages_send(message_id=message_id)
 
 
 @shared_task(name="campaigns.dispatch", ignore_result=True)

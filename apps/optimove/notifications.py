@@ -209,7 +209,7 @@ def _act(
         assert channel is not None
         outcome = campaigns.realtime_trigger_receive(client=client, channel=channel, trigger=parsed.trigger)
         notification.run = outcome.run
-        notification.acted = outcome.message is not None
+        notification.acted = outcome.acted
         notification.outcome = outcome.reason if notification.acted else f"not acted on: {outcome.reason}"
     elif event == EventType.CAMPAIGN_CANCELLED:
         assert parsed.campaign_id is not None

@@ -303,3 +303,27 @@ def test_the_address_comes_from_the_trigger_attributes(client: HttpClient, acme:
         "without": "no address in attribute Email",
     }
     assert Message.objects.get(customer_id="with").status == MessageStatus.SENT
+
+
+@responses.activate
+def test_triggers_waiting_together_go_out_in_one_batch_and_the_other_tasks_send_nothing(
+    client: HttpClient, acme: Client
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    for i in range(3):
+        post(client, acme, trigger(f"c{i}"))
+    first, *others = Message.objects.order_by("pk")
+    outcome = services.realtime_messages_send(message_id=first.pk)
+    assert (outcome.claimed, outcome.sent) == (3, 3)
+    for message in others:  # their own tasks come later and find them sent
+        assert services.realtime_messages_send(message_id=message.pk).claimed == 0
+    assert len(responses.calls) == 3
+    assert set(Message.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_trigger_task_of_a_paused_run_sends_nothing(client: HttpClient, acme: Client) -> None:
+    post(client, acme, trigger())
+    message = Message.objects.get()
+    services.campaign_run_pause(run=message.run)
+    assert services.realtime_messages_send(message_id=message.pk).claimed == 0
+    assert Message.objects.get().status == MessageStatus.PENDING
