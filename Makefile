@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install system-deps clean
+.PHONY: run test lint typecheck pytest install system-deps clean bench bench-realtime
 
 run: install
 	$(PY) tools/run.py
@@ -22,6 +22,13 @@ typecheck: install
 
 pytest: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/): measurements, not tests. Each starts its own PostgreSQL, Redis and processes and
+# prints its figures; options go in BENCH_ARGS, e.g. `make bench-realtime BENCH_ARGS="--rates 200"`.
+bench: bench-realtime
+
+bench-realtime: install
+	$(PY) bench/realtime_listener.py $(BENCH_ARGS)
 
 install: system-deps $(STAMP)
 
