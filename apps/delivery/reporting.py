@@ -29,19 +29,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from apps.campaigns.models import CampaignRun, Message, MessageStatus
 from apps.clients.models import Client
+from apps.core.locks import session_lock
 from apps.delivery.models import OptimoveReport, ReportKind
 from apps.optimove.client import (
     INTERACTION_CUSTOMERS_PER_CALL,
@@ -246,24 +247,8 @@ def _error_text(error: Exception) -> str:
     return text[:_ERROR_MAX_CHARS]
 
 
-@contextmanager
-def _run_report_lock(run_id: int) -> Iterator[bool]:
-    """A session lock: held across the HTTP calls without an open transaction, and released by
-    PostgreSQL if the process dies."""
-    name = f"delivery-report:run:{run_id}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
-        row = cursor.fetchone()
-    locked = bool(row and row[0])
-    try:
-        yield locked
-    finally:
-        if locked:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
-            except DatabaseError:  # the connection is gone, and the lock with it
-                logger.warning("optimove report: could not release the lock of run %s", run_id)
+def _run_report_lock(run_id: int) -> AbstractContextManager[bool]:
+    return session_lock(f"delivery-report:run:{run_id}")
 
 
 def _report_call(

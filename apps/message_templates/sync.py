@@ -22,19 +22,20 @@ and PostgreSQL lets go of it if the worker dies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.db.models import Case, CharField, F, Min, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Concat, Left
 from django.utils import timezone
 
 from apps.clients.models import Channel, Client, PushApp
+from apps.core.locks import session_lock
 from apps.message_templates.models import (
     MessageTemplate,
     OptimoveOutbox,
@@ -449,28 +450,12 @@ def _error_text(error: Exception) -> str:
     return text[:_ERROR_MAX_CHARS]
 
 
-@contextmanager
 def outbox_group_lock(
     *, client_id: int, optimove_channel_id: int, kind: OutboxKind, wait: bool = False
-) -> Iterator[bool]:
-    """Holds the lock on one (client, channel, kind) list; yields whether it was obtained (always
-    with `wait`). A session lock: held across HTTP calls without an open transaction, and released by
-    PostgreSQL if the process dies."""
-    name = _Group(client_id, optimove_channel_id, kind).lock_name
-    function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(hashtextextended(%s, 0))", [name])
-        row = cursor.fetchone()
-    locked = wait or bool(row and row[0])
-    try:
-        yield locked
-    finally:
-        if locked:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
-            except DatabaseError:  # the connection is gone, and the lock with it
-                logger.warning("optimove sync: could not release the lock of %s", name)
+) -> AbstractContextManager[bool]:
+    """The lock on one (client, channel, kind) list; yields whether it was obtained (always with
+    `wait`)."""
+    return session_lock(_Group(client_id, optimove_channel_id, kind).lock_name, wait=wait)
 
 
 # ---------------------------------------------------------------------------------------------------
