@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from apps.clients.admin_scoping import ClientScopedAdminMixin
+from apps.core.admin import ReadOnlyAdminMixin
 from apps.delivery.models import DeliveryEvent
 
 
@@ -34,7 +35,7 @@ class MatchedFilter(admin.SimpleListFilter):
 
 
 @admin.register(DeliveryEvent)
-class DeliveryEventAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+class DeliveryEventAdmin(ReadOnlyAdminMixin, ClientScopedAdminMixin, admin.ModelAdmin):
     client_lookup = "client"
     list_display = (
         "received_at",
@@ -65,15 +66,6 @@ class DeliveryEventAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     show_full_result_count = False  # the table grows fast; counting it all on every page is slow
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
 
     @admin.display(description="message", ordering="message")
     def message_link(self, obj: DeliveryEvent) -> SafeString | str:

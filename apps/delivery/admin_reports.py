@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import Q
-from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.campaigns.models import CampaignRun
 from apps.clients.admin_scoping import ClientScopedAdminMixin
+from apps.core.admin import ReadOnlyAdminMixin
 from apps.delivery.models import DeliveryEvent, OptimoveReport
 from apps.delivery.reporting import REPORTED_EVENTS, run_metric_totals, run_pending_interactions
 from apps.optimove.types import MetricID
@@ -173,7 +173,7 @@ class RunReportingAdminMixin(_ModelAdminBase):
 
 
 @admin.register(OptimoveReport)
-class OptimoveReportAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+class OptimoveReportAdmin(ReadOnlyAdminMixin, ClientScopedAdminMixin, admin.ModelAdmin):
     client_lookup = "run__client"
     list_display = (
         "sent_at",
@@ -191,12 +191,3 @@ class OptimoveReportAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "sent_at"
     show_full_result_count = False
     readonly_fields = [f.name for f in OptimoveReport._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 
 from apps.clients.admin_scoping import ClientScopedAdminMixin, user_may_access
 from apps.clients.models import ChannelKind
+from apps.core.admin import ReadOnlyAdminMixin
 from apps.message_templates.models import MessageTemplate, OptimoveOutbox, OutboxState
 from apps.message_templates.rendering import EXTRA_NAMES, TemplateRenderError, template_render
 from apps.message_templates.services import (
@@ -197,7 +198,7 @@ class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OptimoveOutbox)
-class OptimoveOutboxAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+class OptimoveOutboxAdmin(ReadOnlyAdminMixin, ClientScopedAdminMixin, admin.ModelAdmin):
     """What was and is to be pushed to Optimove's template and app lists; read only."""
 
     client_lookup = "client"
@@ -218,15 +219,6 @@ class OptimoveOutboxAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     list_filter = ("state", "kind", "action", "client")
     list_select_related = ("client",)
     search_fields = ("=key", "name", "=optimove_channel_id")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _preview_context(obj: MessageTemplate) -> dict[str, Any]:
