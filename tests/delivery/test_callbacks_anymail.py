@@ -29,17 +29,6 @@ def basic(auth: str) -> str:
 
 
 @pytest.fixture
-def client() -> HttpClient:
-    """Providers post without a CSRF token: the callbacks must not need one."""
-    return HttpClient(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def acme(db: None) -> Client:
-    return make_client("acme")
-
-
-@pytest.fixture
 def postmark(acme: Client) -> Channel:
     return Channel.objects.create(
         client=acme,

@@ -31,17 +31,6 @@ MESSAGES_API = f"{GATEWAY}/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
 
 
 @pytest.fixture
-def client() -> HttpClient:
-    """Providers post without a CSRF token: the callbacks must not need one."""
-    return HttpClient(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def acme(db: None) -> Client:
-    return make_client("acme")
-
-
-@pytest.fixture
 def sms(acme: Client) -> Channel:
     return Channel.objects.create(
         client=acme,

@@ -20,17 +20,6 @@ SECRET = "hook-signing-secret-41"
 PATH = "/delivery/acme/510/webhook/"
 
 
-@pytest.fixture
-def client() -> HttpClient:
-    """Providers post without a CSRF token: the callbacks must not need one."""
-    return HttpClient(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def acme(db: None) -> Client:
-    return make_client("acme")
-
-
 def hook_channel(client: Client, channel_id: int = 510, secret: str = SECRET) -> Channel:
     return Channel.objects.create(
         client=client,

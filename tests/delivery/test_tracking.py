@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import pytest
 import responses
 from cryptography.fernet import Fernet
 from django.conf import settings
@@ -32,7 +31,7 @@ from apps.delivery.tracking import (
 )
 from apps.delivery.views import PIXEL_GIF
 from apps.message_templates.models import MessageTemplate
-from tests.delivery.callbacks_support import make_client, sent_message, snapshot, state
+from tests.delivery.callbacks_support import sent_message, snapshot, state
 
 POSTMARK_API = "https://api.postmarkapp.com/email"
 HTML = (
@@ -69,11 +68,6 @@ def links_of(html_body: str) -> Links:
 def local(url: str) -> str:
     assert url.startswith(settings.PUBLIC_BASE_URL + "/t/"), url
     return url[len(settings.PUBLIC_BASE_URL) :]
-
-
-@pytest.fixture
-def acme(db: None) -> Client:
-    return make_client("acme")
 
 
 def email_channel(client: Client, **options: Any) -> Channel:
