@@ -603,7 +603,9 @@ def message_batch_send(
         if unsent:
             outcome.released += _release_unsent(run.pk, unsent)
     _record_outcomes(outcomes, attempts={c.id: c.attempts for c in claimed}, outcome=outcome)
-    if not run_complete_if_done(run_id=run.pk) and claim_from == MessageStatus.QUEUED:
+    # A real-time run never completes: skip the in-flight query on the trigger path.
+    completed = run.kind == RunKind.SCHEDULED and run_complete_if_done(run_id=run.pk)
+    if not completed and claim_from == MessageStatus.QUEUED:
         dispatch_soon()  # a worker slot is free again: refill the queue now rather than at the next tick
     return outcome
 
