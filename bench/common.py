@@ -40,7 +40,13 @@ BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.devservers import PostgresServer, RedisServer, free_port  # noqa: E402
+from tools.devservers import (  # noqa: E402
+    PostgresServer,
+    RedisServer,
+    celery_worker_command,
+    free_port,
+    gunicorn_command,
+)
 
 SPAWN = multiprocessing.get_context("spawn")
 HTTP_TIMEOUT_SECONDS = 30.0
@@ -209,18 +215,7 @@ class Stack:
     def start_gunicorn(self, name: str, *, workers: int, threads: int, env: dict[str, str], port: int) -> str:
         server = self.spawn(
             name,
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--timeout",
-                "120",
-            ],
+            gunicorn_command(port=port, workers=workers, threads=threads),
             env,
         )
         base = f"http://127.0.0.1:{port}"
@@ -242,22 +237,7 @@ class Stack:
     ) -> ManagedProcess:
         return self.spawn(
             name,
-            [
-                str(BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker_command(name=name, queues=queues, concurrency=concurrency),
             env,
         )
 

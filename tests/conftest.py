@@ -19,7 +19,7 @@ import pytest
 import requests
 from django.db import connection
 
-from tools.devservers import free_port
+from tools.devservers import celery_worker_command, free_port, gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -106,22 +106,7 @@ def celery_worker(
         name = f"worker{len(started) + 1}-{uuid.uuid4().hex[:6]}"
         worker = _spawn(
             name,
-            [
-                str(BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker_command(name=name, queues=queues, concurrency=concurrency),
             subprocess_env(**env),
             tmp_path,
         )
@@ -151,18 +136,7 @@ def web_server(transactional_db: None, tmp_path: Path) -> Iterator[Callable[...,
         port = free_port()
         server = _spawn(
             f"web{len(started) + 1}",
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                str(workers),
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-            ],
+            gunicorn_command(port=port, workers=workers, threads=4),
             subprocess_env(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", **env),
             tmp_path,
         )

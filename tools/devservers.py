@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -258,3 +259,43 @@ def read_env_file(path: Path) -> dict[str, str]:
                 key, _, value = line.partition("=")
                 values[key.strip()] = value.strip()
     return values
+
+
+# The platform's processes, as the tests and the benchmarks start them
+# ------------------------------------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def gunicorn_command(*, port: int, workers: int, threads: int) -> list[str]:
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "config.wsgi:application",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+    ]
+
+
+def celery_worker_command(*, name: str, queues: str, concurrency: int) -> list[str]:
+    return [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    ]
