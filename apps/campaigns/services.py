@@ -173,7 +173,6 @@ class RealtimeTrigger:
 class TriggerOutcome:
     run: CampaignRun
     message_id: int | None  # None: nothing stored (a cancelled campaign, or a repeat)
-    created: bool
     reason: str
     acted: bool = True  # False: the trigger was refused (its campaign was cancelled)
 
@@ -198,7 +197,7 @@ def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: Realt
             },
         )
         if run.state == RunState.CANCELLED:
-            return TriggerOutcome(run, None, False, "the campaign was cancelled", acted=False)
+            return TriggerOutcome(run, None, "the campaign was cancelled", acted=False)
         key = realtime_message_key(
             client_id=client.pk,
             channel_id=channel.pk,
@@ -211,11 +210,11 @@ def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: Realt
             run_id=run.pk, key=key, trigger=trigger, now=now
         )  # one statement: the listener's cost is per notification, at hundreds a second
         if message_id is None:
-            return TriggerOutcome(run, None, False, "repeat: this trigger was received before")
+            return TriggerOutcome(run, None, "repeat: this trigger was received before")
         if run.state == RunState.SENDING:
             transaction.on_commit(lambda: _enqueue("campaigns.send_realtime", message_id, queue="realtime"))
-            return TriggerOutcome(run, message_id, True, "message queued")
-    return TriggerOutcome(run, message_id, True, f"message stored; the run is {run.state}")
+            return TriggerOutcome(run, message_id, "message queued")
+    return TriggerOutcome(run, message_id, f"message stored; the run is {run.state}")
 
 
 def realtime_messages_send(*, message_id: int) -> BatchOutcome:
