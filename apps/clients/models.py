@@ -31,6 +31,12 @@ class Client(TimestampedModel):
     )
     optimove_password = EncryptedTextField("Optimove password (legacy login)", blank=True, default="")
     listener_token = EncryptedTextField(default=new_listener_token)
+    personal_data_retention_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="Customer attributes and rendered content on messages are purged this many days after "
+        "the send; ids, states and counts stay for reporting.",
+    )
     is_active = models.BooleanField(default=True)
     admins = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
@@ -61,6 +67,12 @@ class ChannelKind(models.TextChoices):
 class ScheduledEventType(models.IntegerChoices):
     CAMPAIGN_EXECUTED_ON_CHANNEL = 13, "13: campaign executed on channel"
     CAMPAIGN_PROCESSED = 1, "1: campaign processed (older set-ups)"
+
+
+class ConsentSync(models.TextChoices):
+    PREFERENCE = "preference", "SetCustomerChannelPreference"
+    ATTRIBUTE = "attribute", "A customer attribute (UpdateCustomerAttributes)"
+    OFF = "off", "Not synced (shared through Optimove's batch process)"
 
 
 class Channel(TimestampedModel):
@@ -97,6 +109,20 @@ class Channel(TimestampedModel):
         "Empty means the platform default.",
     )
     is_realtime = models.BooleanField("real-time", default=False)
+    consent_sync = models.CharField(
+        "consent sync to Optimove",
+        max_length=16,
+        choices=ConsentSync.choices,
+        default=ConsentSync.PREFERENCE,
+        help_text="How Optimove learns each customer's opt-in state on this channel.",
+    )
+    consent_attribute = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        validators=[RegexValidator(r"^[A-Za-z0-9_]*$", "Letters, digits and _ only.")],
+        help_text="The customer attribute holding the opt-in state, when consent sync is by attribute.",
+    )
     scheduled_event_type = models.PositiveSmallIntegerField(
         choices=ScheduledEventType.choices, default=ScheduledEventType.CAMPAIGN_EXECUTED_ON_CHANNEL
     )
@@ -112,6 +138,12 @@ class Channel(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.client.slug}/{self.optimove_channel_id} {self.name}"
+
+    def clean(self) -> None:
+        if self.consent_sync == ConsentSync.ATTRIBUTE and not self.consent_attribute:
+            raise ValidationError(
+                {"consent_attribute": "Name the customer attribute that consent sync by attribute fills."}
+            )
 
 
 class PushApp(TimestampedModel):

@@ -18,7 +18,8 @@ from apps.clients.models import Channel, ChannelKind, Client
 from apps.message_templates.models import MessageTemplate
 from apps.optimove.listeners import listener_url
 from apps.optimove.models import Notification
-from apps.subscriptions.models import OptOut
+from apps.subscriptions.models import ConsentSource
+from apps.subscriptions.services import subscription_opt_out
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "optimove"
 HOOK = "https://hooks.example.test/realtime"
@@ -276,7 +277,7 @@ def test_a_lost_trigger_task_is_rescued_by_the_dispatcher_and_sent_once(
 
 def test_consent_is_checked_for_triggers(client: HttpClient, acme: Client) -> None:
     channel = acme.channels.get(optimove_channel_id=505)
-    OptOut.objects.create(client=acme, channel=channel, customer_id="A8272", source="admin")
+    subscription_opt_out(channel=channel, customer_id="A8272", source=ConsentSource.ADMIN)
     post(client, acme, trigger())
     send_the_queued(Message.objects.get())
     message = Message.objects.get()

@@ -19,7 +19,8 @@ from apps.campaigns.models import CampaignRun, Message, MessageStatus, RunState
 from apps.channels.signatures import webhook_verify
 from apps.clients.models import Channel, ChannelKind, Client
 from apps.message_templates.models import MessageTemplate
-from apps.subscriptions.models import OptOut
+from apps.subscriptions.models import ConsentSource
+from apps.subscriptions.services import subscription_opt_out
 
 HOOK = "https://hooks.example.test/deliver"
 SECRET = "s3cret"
@@ -186,7 +187,7 @@ def test_an_opted_out_customer_is_skipped_on_that_channel_only(channel: Channel)
     MessageTemplate.objects.create(
         client=channel.client, channel=other, template_id=14, name="Hello", payload={"greeting": "Hi"}
     )
-    OptOut.objects.create(client=channel.client, channel=channel, customer_id="c1", source="admin")
+    subscription_opt_out(channel=channel, customer_id="c1", source=ConsentSource.ADMIN)
     run = make_run(channel, 3)
     other_run = make_run(other, 3, campaign_id=2222)
     release_and_send(run)
