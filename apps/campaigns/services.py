@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -171,7 +172,7 @@ class RealtimeTrigger:
 
 @dataclass(frozen=True, slots=True)
 class TriggerOutcome:
-    run: CampaignRun
+    run_id: int
     message_id: int | None  # None: nothing stored (a cancelled campaign, or a repeat)
     reason: str
     acted: bool = True  # False: the trigger was refused (its campaign was cancelled)
@@ -179,93 +180,164 @@ class TriggerOutcome:
 
 def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: RealtimeTrigger) -> TriggerOutcome:
     """Stores the trigger as one message of the campaign's long-lived real-time run and, after commit,
-    hands it to the `realtime` queue directly (no dispatcher tick in between). A repeat of the same
-    notification finds its message and changes nothing. Its `due_at` is set a little later, so the
-    dispatcher rescues the message if that task is lost, and only then."""
+    rings the run's `realtime` task (no dispatcher tick in between). A repeat of the same notification
+    finds its message and changes nothing. Its `due_at` is set a little later, so the dispatcher rescues
+    the message if that task is lost, and only then."""
     now = timezone.now()
+    key = realtime_message_key(
+        client_id=client.pk,
+        channel_id=channel.pk,
+        campaign_id=trigger.campaign_id,
+        customer_id=trigger.customer_id,
+        template_id=trigger.template_id,
+        timestamp=trigger.timestamp.isoformat(),
+    )
     with transaction.atomic():
-        run, _ = CampaignRun.objects.get_or_create(
-            client=client,
-            channel=channel,
-            campaign_id=trigger.campaign_id,
-            defaults={
-                "kind": RunKind.REALTIME,
-                "state": RunState.SENDING,
-                "paging_done": True,
-                "started_by_event_type": 11,
-                "last_progress_at": now,
-            },
+        insert = partial(
+            _realtime_message_insert, client=client, channel=channel, key=key, trigger=trigger, now=now
         )
-        if run.state == RunState.CANCELLED:
-            return TriggerOutcome(run, None, "the campaign was cancelled", acted=False)
-        key = realtime_message_key(
-            client_id=client.pk,
-            channel_id=channel.pk,
-            campaign_id=trigger.campaign_id,
-            customer_id=trigger.customer_id,
-            template_id=trigger.template_id,
-            timestamp=trigger.timestamp.isoformat(),
-        )
-        message_id = _realtime_message_insert(
-            run_id=run.pk, key=key, trigger=trigger, now=now
-        )  # one statement: the listener's cost is per notification, at hundreds a second
+        stored = insert()
+        if stored is None:  # the campaign's first trigger: its run is made once
+            CampaignRun.objects.get_or_create(
+                client=client,
+                channel=channel,
+                campaign_id=trigger.campaign_id,
+                defaults={
+                    "kind": RunKind.REALTIME,
+                    "state": RunState.SENDING,
+                    "paging_done": True,
+                    "started_by_event_type": 11,
+                    "last_progress_at": now,
+                },
+            )
+            stored = _realtime_message_insert(
+                client=client, channel=channel, key=key, trigger=trigger, now=now
+            )
+            assert stored is not None, "the run exists now"
+        run_id, state, message_id = stored
+        if state == RunState.CANCELLED:
+            return TriggerOutcome(run_id, None, "the campaign was cancelled", acted=False)
         if message_id is None:
-            return TriggerOutcome(run, None, "repeat: this trigger was received before")
-        if run.state == RunState.SENDING:
-            transaction.on_commit(lambda: _enqueue("campaigns.send_realtime", message_id, queue="realtime"))
-            return TriggerOutcome(run, message_id, "message queued")
-    return TriggerOutcome(run, message_id, f"message stored; the run is {run.state}")
+            return TriggerOutcome(run_id, None, "repeat: this trigger was received before")
+        if state == RunState.SENDING:
+            transaction.on_commit(lambda: realtime_run_ring(run_id=run_id, message_id=message_id))
+            return TriggerOutcome(run_id, message_id, "message queued")
+    return TriggerOutcome(run_id, message_id, f"message stored; the run is {state}")
+
+
+REALTIME_CHUNKS_PER_TASK = 20
+
+
+def realtime_bell_key(run_id: int) -> str:
+    return f"campaigns:realtime-bell:{run_id}"
+
+
+def realtime_run_ring(*, run_id: int, message_id: int) -> None:
+    """Asks for one `realtime` task for the run unless one is already waiting: that task will take this
+    message too, since it sends every waiting trigger of its run. At hundreds of triggers a second this
+    turns a task per trigger into a task per batch. The bell expires, so a lost task holds nothing up for
+    long; the dispatcher's rescue covers the message either way."""
+    from apps.core.redis import get_redis
+
+    try:
+        rung = get_redis().set(
+            realtime_bell_key(run_id), message_id, nx=True, px=int(settings.REALTIME_BELL_SECONDS * 1000)
+        )
+    except Exception:  # Redis hiccup: one task per trigger is still correct, only dearer
+        logger.warning("realtime bell unavailable; enqueuing the trigger's task directly", exc_info=True)
+        rung = True
+    if rung:
+        _enqueue("campaigns.send_realtime", message_id, queue="realtime")
 
 
 def realtime_messages_send(*, message_id: int) -> BatchOutcome:
     """Sends a trigger's message together with every other new trigger of its run waiting at that
-    moment (up to SEND_CHUNK_SIZE), over one provider connection: at hundreds of triggers a second the
-    tasks find each other's messages and batches form by themselves; a task whose message another task
-    took sends nothing. A paused or cancelled run's triggers stay pending (resume releases them)."""
+    moment, in chunks of SEND_CHUNK_SIZE over one provider connection each. The task first silences its
+    run's bell, so a trigger committed from then on rings a new task, and every trigger committed
+    before is among those this task finds. A paused or cancelled run's triggers stay pending (resume
+    releases them)."""
+    from apps.core.redis import get_redis
+
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT m.id FROM campaigns_message m
-              JOIN campaigns_campaignrun r ON r.id = m.run_id
-             WHERE m.run_id = (SELECT run_id FROM campaigns_message WHERE id = %s)
-               AND m.status = 'pending' AND m.attempts = 0 AND r.state = 'sending'
-             ORDER BY m.id
-             LIMIT %s
-            """,
-            [message_id, settings.SEND_CHUNK_SIZE],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    if not ids:
+        cursor.execute("SELECT run_id FROM campaigns_message WHERE id = %s", [message_id])
+        row = cursor.fetchone()
+    if row is None:
         return BatchOutcome()
-    return message_batch_send(message_ids=ids, claim_from=MessageStatus.PENDING)
+    run_id = row[0]
+    try:
+        get_redis().delete(realtime_bell_key(run_id))
+    except Exception:  # the bell expires by itself; triggers meanwhile are rescued by the dispatcher
+        logger.warning("could not silence the realtime bell", exc_info=True)
+    total = BatchOutcome()
+    for _ in range(REALTIME_CHUNKS_PER_TASK):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT m.id FROM campaigns_message m
+                  JOIN campaigns_campaignrun r ON r.id = m.run_id
+                 WHERE m.run_id = %s AND m.status = 'pending' AND m.attempts = 0 AND r.state = 'sending'
+                 ORDER BY m.id
+                 LIMIT %s
+                """,
+                [run_id, settings.SEND_CHUNK_SIZE],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return total
+        total.add(message_batch_send(message_ids=ids, claim_from=MessageStatus.PENDING))
+        if len(ids) < settings.SEND_CHUNK_SIZE:
+            return total
+    realtime_run_ring(run_id=run_id, message_id=message_id)  # a long backlog: another task goes on
+    return total
 
 
-def _realtime_message_insert(*, run_id: int, key: str, trigger: RealtimeTrigger, now: datetime) -> int | None:
-    """Inserts the trigger's message unless the same trigger was stored before; its id, or None."""
+_REALTIME_INSERT = """
+WITH run AS (
+    SELECT id, state FROM campaigns_campaignrun
+     WHERE client_id = %(client_id)s AND channel_id = %(channel_id)s AND campaign_id = %(campaign_id)s
+),
+inserted AS (
+    INSERT INTO campaigns_message
+           (run_id, customer_id, template_id, idempotency_key, send_at, due_at, attributes,
+            status, attempts, provider_message_id, error, history, delivery_state)
+    SELECT run.id, %(customer_id)s, %(template_id)s, %(key)s, %(now)s, %(due_at)s, %(attributes)s,
+           'pending', 0, '', '', %(history)s, ''
+      FROM run
+     WHERE run.state <> 'cancelled'
+    ON CONFLICT ON CONSTRAINT message_unique_per_run DO NOTHING
+    RETURNING id
+)
+SELECT run.id, run.state, (SELECT id FROM inserted) FROM run
+"""
+
+
+def _realtime_message_insert(
+    *, client: Client, channel: Channel, key: str, trigger: RealtimeTrigger, now: datetime
+) -> tuple[int, str, int | None] | None:
+    """One statement (the listener pays per notification, at hundreds a second): finds the campaign's
+    real-time run and inserts the trigger's message unless the run was cancelled or the same trigger was
+    stored before. (run id, run state, new message id or None), or None when the run does not exist."""
     history = [{"status": MessageStatus.PENDING.value, "at": now.isoformat()}]
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO campaigns_message
-                   (run_id, customer_id, template_id, idempotency_key, send_at, due_at, attributes,
-                    status, attempts, provider_message_id, error, history, delivery_state)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', 0, '', '', %s, '')
-            ON CONFLICT ON CONSTRAINT message_unique_per_run DO NOTHING
-            RETURNING id
-            """,
-            [
-                run_id,
-                trigger.customer_id,
-                trigger.template_id,
-                key,
-                now,
-                now + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS),
-                json.dumps(trigger.attributes),
-                json.dumps(history),
-            ],
+            _REALTIME_INSERT,
+            {
+                "client_id": client.pk,
+                "channel_id": channel.pk,
+                "campaign_id": trigger.campaign_id,
+                "customer_id": trigger.customer_id,
+                "template_id": trigger.template_id,
+                "key": key,
+                "now": now,
+                "due_at": now + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS),
+                "attributes": json.dumps(trigger.attributes),
+                "history": json.dumps(history),
+            },
         )
         row = cursor.fetchone()
-    return int(row[0]) if row else None
+    if row is None:
+        return None
+    return int(row[0]), str(row[1]), None if row[2] is None else int(row[2])
 
 
 # Paging
@@ -482,6 +554,11 @@ class BatchOutcome:
     skipped: int = 0
     released: int = 0  # claimed ahead of the send time, given back because the run stopped meanwhile
     reasons: dict[int, str] = field(default_factory=dict)
+
+    def add(self, other: BatchOutcome) -> None:
+        for name in ("claimed", "sent", "failed", "retried", "skipped", "released"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.reasons.update(other.reasons)
 
 
 @dataclass(frozen=True, slots=True)

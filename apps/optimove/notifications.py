@@ -12,6 +12,7 @@ from django.db import transaction
 from apps.campaigns import services as campaigns
 from apps.campaigns.services import RealtimeTrigger
 from apps.clients.models import Channel, Client
+from apps.clients.selectors import listener_channel_get
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
 
@@ -152,7 +153,7 @@ def _resolve_channel(client: Client, parsed: ParsedNotification, url_channel: st
         channel_id = int(url_channel)  # a notification without ChannelID belongs to the URL's channel
     if channel_id is None:
         return None
-    return client.channels.filter(optimove_channel_id=channel_id).first()
+    return listener_channel_get(client=client, optimove_channel_id=channel_id)
 
 
 def notification_receive(*, client: Client, url_channel: str, body: dict[str, Any]) -> Notification:
@@ -208,7 +209,7 @@ def _act(
             return
         assert channel is not None
         outcome = campaigns.realtime_trigger_receive(client=client, channel=channel, trigger=parsed.trigger)
-        notification.run = outcome.run
+        notification.run_id = outcome.run_id
         notification.acted = outcome.acted
         notification.outcome = outcome.reason if notification.acted else f"not acted on: {outcome.reason}"
     elif event == EventType.CAMPAIGN_CANCELLED:

@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.clients.models import Client
+from apps.clients.selectors import listener_client_get
 from apps.optimove.notifications import NotificationInvalid, notification_receive
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def _error(status: int, message: str) -> JsonResponse:
 def listener(request: HttpRequest, client_slug: str, channel: str) -> JsonResponse:
     """Optimove's listener. Optimove sends no headers of ours, so the client's secret token is in the
     URL; it is compared in constant time and redacted from our logs."""
-    client = Client.objects.filter(slug=client_slug, is_active=True).first()
+    client = listener_client_get(slug=client_slug)
     if client is None:
         return _error(404, "unknown client")
     token = request.GET.get("token", "")

@@ -185,6 +185,9 @@ MESSAGE_MAX_LATENESS_SECONDS = env.int("MESSAGE_MAX_LATENESS_SECONDS", default=6
 # A real-time trigger's message goes from the listener straight to the realtime queue. Should that task
 # be lost (a killed worker, a Redis restart), the dispatcher releases the message after this many seconds.
 REALTIME_RESCUE_SECONDS = env.float("REALTIME_RESCUE_SECONDS", default=10.0)
+# A trigger rings its run's realtime task unless one is already waiting; the bell expires after this
+# long, so a lost task holds later triggers up no longer than this (the rescue above covers them anyway).
+REALTIME_BELL_SECONDS = env.float("REALTIME_BELL_SECONDS", default=5.0)
 
 # REPORTING (apps.delivery.reporting): delivery and engagement reported to Optimove
 # ------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -328,3 +330,88 @@ def test_a_trigger_task_of_a_paused_run_sends_nothing(client: HttpClient, acme: 
     services.campaign_run_pause(run=message.run)
     assert services.realtime_messages_send(message_id=message.pk).claimed == 0
     assert Message.objects.get().status == MessageStatus.PENDING
+
+
+def queued_realtime_tasks(redis_client: Any) -> list[list[int]]:
+    """The message ids of the `campaigns.send_realtime` tasks waiting on the realtime queue."""
+    bodies = [json.loads(raw) for raw in redis_client.lrange("realtime", 0, -1)]
+    assert {body["headers"]["task"] for body in bodies} <= {"campaigns.send_realtime"}
+    return [json.loads(base64.b64decode(body["body"]))[0] for body in bodies]
+
+
+@responses.activate
+def test_triggers_arriving_while_a_task_waits_ring_no_second_task_and_it_sends_them_all(
+    client: HttpClient, acme: Client, redis_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(4):
+            post(client, acme, trigger(f"c{i}"))
+    first = Message.objects.order_by("pk").first()
+    assert first is not None
+    assert queued_realtime_tasks(redis_client) == [[first.pk]]
+
+    redis_client.delete("realtime")  # the worker takes the task off the queue
+    assert tasks.send_realtime(first.pk) is None
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 4
+    assert len(responses.calls) == 4
+
+    # The task silenced the bell as it started: the next trigger rings a new task.
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c9"))
+    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
+
+
+def test_a_lost_task_holds_later_triggers_only_until_the_bell_expires(
+    client: HttpClient,
+    acme: Client,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.REALTIME_BELL_SECONDS = 0.2
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c1"))
+    redis_client.delete("realtime")  # the task is lost with its worker; the bell still rings
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c2"))
+    assert queued_realtime_tasks(redis_client) == []
+    time.sleep(0.3)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c3"))
+    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c3").pk]]
+
+
+@responses.activate
+def test_a_task_sends_a_backlog_longer_than_one_chunk(
+    client: HttpClient, acme: Client, settings: Any
+) -> None:
+    settings.SEND_CHUNK_SIZE = 2
+    responses.add(responses.POST, HOOK, json={})
+    for i in range(5):
+        post(client, acme, trigger(f"c{i}"))
+    first = Message.objects.order_by("pk").first()
+    assert first is not None
+    outcome = services.realtime_messages_send(message_id=first.pk)
+    assert (outcome.claimed, outcome.sent) == (5, 5)
+    assert len(responses.calls) == 5
+
+
+def test_without_redis_for_the_bell_each_trigger_still_gets_its_task(
+    client: HttpClient,
+    acme: Client,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+
+    class NoBell:
+        def set(self, *args: Any, **kwargs: Any) -> None:
+            raise redis.ConnectionError("bell down")
+
+    monkeypatch.setattr("apps.core.redis.get_redis", lambda: NoBell())
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c1"))
+        post(client, acme, trigger("c2"))
+    assert len(queued_realtime_tasks(redis_client)) == 2
