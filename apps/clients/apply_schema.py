@@ -34,7 +34,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
 
-from apps.clients.models import Channel, ChannelKind, ScheduledEventType
+from apps.clients.models import Channel, ChannelKind, Client, ConsentSync, ScheduledEventType
 from apps.message_templates.models import MessageTemplate
 from apps.message_templates.validation import template_content_errors
 
@@ -98,6 +98,8 @@ class ChannelSpec:
     is_realtime: bool
     scheduled_event_type: int
     is_active: bool
+    consent_sync: str
+    consent_attribute: str
     # None: the entry has no `templates:` key, and the channel's stored templates are left alone.
     templates: tuple[TemplateSpec, ...] | None = None
     # None: the entry has no `apps:` key (only push channels may have one); stored apps are left alone.
@@ -109,6 +111,7 @@ class ClientSpec:
     slug: str
     name: str
     is_active: bool
+    personal_data_retention_days: int
     optimove_base_url: str
     optimove_username: str
     optimove_api_key: SecretUpdate = field(repr=False)
@@ -121,6 +124,9 @@ SCHEDULED_EVENT_TYPES = tuple(int(choice.value) for choice in ScheduledEventType
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROVIDER = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _ADDRESS_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.\-]*$")
+_CONSENT_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]*$")
+CONSENT_SYNC_METHODS = tuple(choice.value for choice in ConsentSync)
+DEFAULT_RETENTION_DAYS = int(Client._meta.get_field("personal_data_retention_days").get_default())
 _MAX_INT = 2_147_483_647  # PostgreSQL integer
 
 
@@ -290,6 +296,12 @@ class _Reader:
         slug = self._slug(top["slug"]) if "slug" in top else None
         name = self.string(top["name"], "name", max_length=200) if "name" in top else None
         is_active = self.optional(top, "active", True, lambda v: self.boolean(v, "active"))
+        retention = self.optional(
+            top,
+            "personal_data_retention_days",
+            DEFAULT_RETENTION_DAYS,
+            lambda v: self.integer(v, "personal_data_retention_days", minimum=1),
+        )
         optimove = self._optimove(top["optimove"]) if "optimove" in top else None
         channels = self._channels(top["channels"]) if "channels" in top else ()
         if slug is None or name is None or optimove is None:
@@ -299,6 +311,7 @@ class _Reader:
             slug=slug,
             name=name,
             is_active=is_active,
+            personal_data_retention_days=retention,
             optimove_base_url=base_url,
             optimove_username=username,
             optimove_api_key=api_key,
@@ -393,6 +406,8 @@ class _Reader:
                 "realtime",
                 "scheduled_event_type",
                 "active",
+                "consent_sync",
+                "consent_attribute",
                 "templates",
                 "apps",
             ),
@@ -430,6 +445,17 @@ class _Reader:
             lambda v: self._event_type(v, f"{path}.scheduled_event_type"),
         )
         is_active = self.optional(item, "active", True, lambda v: self.boolean(v, f"{path}.active"))
+        consent_sync = self.optional(
+            item,
+            "consent_sync",
+            str(ConsentSync.PREFERENCE),
+            lambda v: self._choice(v, f"{path}.consent_sync", CONSENT_SYNC_METHODS),
+        )
+        consent_attribute = self.optional(
+            item, "consent_attribute", "", lambda v: self._consent_attribute(v, f"{path}.consent_attribute")
+        )
+        if consent_sync == ConsentSync.ATTRIBUTE and not item.get("consent_attribute"):
+            self.error(f"{path}.consent_attribute", "required when consent_sync is attribute")
         templates = (
             self._templates(item["templates"], f"{path}.templates", kind) if "templates" in item else None
         )
@@ -450,6 +476,8 @@ class _Reader:
             is_realtime=realtime,
             scheduled_event_type=event_type,
             is_active=is_active,
+            consent_sync=consent_sync,
+            consent_attribute=consent_attribute,
             templates=templates,
             apps=apps,
         )
@@ -612,6 +640,13 @@ class _Reader:
             return None
         return attribute
 
+    def _consent_attribute(self, value: Any, path: str) -> str | None:
+        attribute = self.string(value, path, max_length=100, allow_empty=True)
+        if attribute is not None and not _CONSENT_ATTRIBUTE.match(attribute):
+            self.error(path, f"{attribute!r} may hold letters, digits and _ only")
+            return None
+        return attribute
+
     def _json_object(self, value: Any, path: str) -> dict[str, Any] | None:
         if not isinstance(value, Mapping):
             self.error(path, f"expected a mapping, got {_type_name(value)}")
@@ -660,7 +695,7 @@ class _Reader:
 # the strict check above then accepts it and still rejects anything undeclared. Templates are not a
 # section of their own: they belong to a channel and are listed under it.
 CLIENT_REQUIRED_SECTIONS: tuple[str, ...] = ("slug", "name", "optimove")
-CLIENT_OPTIONAL_SECTIONS: tuple[str, ...] = ("active", "channels")
+CLIENT_OPTIONAL_SECTIONS: tuple[str, ...] = ("active", "personal_data_retention_days", "channels")
 
 # A template's keys besides template_id and name. `sample_attributes` (the admin's preview data) is
 # deliberately not part of the file.

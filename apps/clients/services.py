@@ -105,6 +105,7 @@ def _same_secret(stored: str, new: str) -> bool:
 _CLIENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "name"),
     ("active", "is_active"),
+    ("personal_data_retention_days", "personal_data_retention_days"),
     ("optimove.base_url", "optimove_base_url"),
     ("optimove.username", "optimove_username"),
 )
@@ -122,6 +123,8 @@ _CHANNEL_FIELDS: tuple[tuple[str, str], ...] = (
     ("realtime", "is_realtime"),
     ("scheduled_event_type", "scheduled_event_type"),
     ("active", "is_active"),
+    ("consent_sync", "consent_sync"),
+    ("consent_attribute", "consent_attribute"),
 )
 # (file name, model attribute) of a template's fields besides template_id. `sample_attributes` is the
 # admin's preview data, not part of the file, and is never touched by an apply.
@@ -255,6 +258,7 @@ def _client_create(spec: ClientSpec) -> tuple[Client, ObjectChange]:
         slug=spec.slug,
         name=spec.name,
         is_active=spec.is_active,
+        personal_data_retention_days=spec.personal_data_retention_days,
         optimove_base_url=spec.optimove_base_url,
         optimove_username=spec.optimove_username,
         optimove_api_key=spec.optimove_api_key if isinstance(spec.optimove_api_key, str) else "",
@@ -319,6 +323,8 @@ def _channel_create(client: Client, spec: ChannelSpec) -> tuple[Channel, ObjectC
         is_realtime=spec.is_realtime,
         scheduled_event_type=spec.scheduled_event_type,
         is_active=spec.is_active,
+        consent_sync=spec.consent_sync,
+        consent_attribute=spec.consent_attribute,
     )
     channel.save()
     fields = [FieldChange(name, _show(getattr(channel, attr))) for name, attr in _CHANNEL_FIELDS]
@@ -618,6 +624,8 @@ def client_export(*, client: Client) -> dict[str, Any]:
             "realtime": channel.is_realtime,
             "scheduled_event_type": channel.scheduled_event_type,
             "active": channel.is_active,
+            "consent_sync": channel.consent_sync,
+            "consent_attribute": channel.consent_attribute,
             "templates": templates.get(channel.pk, []),
             **({"apps": apps.get(channel.pk, [])} if channel.kind == ChannelKind.PUSH else {}),
         }
@@ -627,6 +635,7 @@ def client_export(*, client: Client) -> dict[str, Any]:
         "slug": client.slug,
         "name": client.name,
         "active": client.is_active,
+        "personal_data_retention_days": client.personal_data_retention_days,
         "optimove": optimove,
         "channels": channels,
     }

@@ -55,6 +55,7 @@ def test_apply_creates_the_client_and_its_channels_with_env_and_literal_secrets(
         "client acme: created",
         '  name: "Acme Retail"',
         "  active: true",
+        "  personal_data_retention_days: 30",
         '  optimove.base_url: "https://api5.optimove.net"',
         '  optimove.username: ""',
         "  optimove.api_key: set",
@@ -68,6 +69,8 @@ def test_apply_creates_the_client_and_its_channels_with_env_and_literal_secrets(
         "  realtime: false",
         "  scheduled_event_type: 13",
         "  active: true",
+        '  consent_sync: "preference"',
+        '  consent_attribute: ""',
         "  provider_secrets.api_token: set",
         "  provider_secrets.password: set",
         'channel 505 "SMS": created',
@@ -80,6 +83,8 @@ def test_apply_creates_the_client_and_its_channels_with_env_and_literal_secrets(
         "  realtime: true",
         "  scheduled_event_type: 1",
         "  active: true",
+        '  consent_sync: "preference"',
+        '  consent_attribute: ""',
         "  provider_secrets.auth_token: set",
     ]
     client = Client.objects.get(slug="acme")
@@ -247,6 +252,7 @@ def test_export_then_apply_of_the_export_changes_nothing(tmp_path: Path) -> None
         "slug": "acme",
         "name": "Acme Retail",
         "active": True,
+        "personal_data_retention_days": 30,
         "optimove": {"base_url": "https://api5.optimove.net", "username": "legacy-user"},
         "channels": [
             {
@@ -260,6 +266,8 @@ def test_export_then_apply_of_the_export_changes_nothing(tmp_path: Path) -> None
                 "realtime": False,
                 "scheduled_event_type": 13,
                 "active": True,
+                "consent_sync": "preference",
+                "consent_attribute": "",
                 "templates": [],
             },
             {
@@ -273,6 +281,8 @@ def test_export_then_apply_of_the_export_changes_nothing(tmp_path: Path) -> None
                 "realtime": True,
                 "scheduled_event_type": 1,
                 "active": True,
+                "consent_sync": "preference",
+                "consent_attribute": "",
                 "templates": [],
             },
         ],
@@ -335,10 +345,46 @@ def _set_channel(index: int, key: str, value: Any) -> Any:
     return lambda d: d["channels"][index].__setitem__(key, value)
 
 
+def test_consent_sync_and_retention_are_applied_and_exported(tmp_path: Path) -> None:
+    document = acme_document()
+    document["personal_data_retention_days"] = 90
+    document["channels"][0].update(consent_sync="attribute", consent_attribute="EmailOptIn")
+    document["channels"][1]["consent_sync"] = "off"
+    apply(write(tmp_path, document))
+
+    assert Client.objects.get().personal_data_retention_days == 90
+    assert (channel(504).consent_sync, channel(504).consent_attribute) == ("attribute", "EmailOptIn")
+    assert (channel(505).consent_sync, channel(505).consent_attribute) == ("off", "")
+    exported = services.client_export(client=Client.objects.get())
+    assert exported["personal_data_retention_days"] == 90
+    assert [(c["consent_sync"], c["consent_attribute"]) for c in exported["channels"]] == [
+        ("attribute", "EmailOptIn"),
+        ("off", ""),
+    ]
+
+
 BAD_DOCUMENTS = [
     pytest.param(
+        lambda d: d["channels"][0].__setitem__("consent_sync", "attribute"),
+        ["channels[0].consent_attribute: required when consent_sync is attribute"],
+        id="attribute consent sync without an attribute",
+    ),
+    pytest.param(
+        lambda d: d["channels"][0].update(consent_sync="attribute", consent_attribute="Opt-In"),
+        ["channels[0].consent_attribute: 'Opt-In' may hold letters, digits and _ only"],
+        id="consent attribute with a dash",
+    ),
+    pytest.param(
+        lambda d: d.__setitem__("personal_data_retention_days", 0),
+        ["personal_data_retention_days: 0 is out of range (1 to 2147483647)"],
+        id="retention of zero days",
+    ),
+    pytest.param(
         lambda d: d.__setitem__("colour", "red"),
-        ["colour: unknown key (expected one of slug, name, optimove, active, channels)"],
+        [
+            "colour: unknown key (expected one of slug, name, optimove, active, "
+            "personal_data_retention_days, channels)"
+        ],
         id="unknown top-level key",
     ),
     pytest.param(
@@ -346,7 +392,7 @@ BAD_DOCUMENTS = [
         [
             "channels[1].sender: unknown key (expected one of channel_id, name, kind, provider, "
             "provider_options, provider_secrets, address_attribute, rate_limit_per_second, realtime, "
-            "scheduled_event_type, active, templates, apps)"
+            "scheduled_event_type, active, consent_sync, consent_attribute, templates, apps)"
         ],
         id="unknown channel key",
     ),

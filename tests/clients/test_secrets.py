@@ -194,7 +194,9 @@ def test_client_apply_and_admin_saves_log_no_secret(
     assert (saved_client.status_code, saved_channel.status_code) == (302, 302)
     acme.refresh_from_db()
     messages = [line["message"] for line in json_lines()]
-    assert messages[0].startswith("client_apply acme: client acme created (name, active, optimove.base_url")
+    assert messages[0].startswith(
+        "client_apply acme: client acme created (name, active, personal_data_retention_days, optimove.base_url"
+    )
     assert f"POST /admin/clients/client/{acme.pk}/change/ 302" in messages
     assert f"POST /admin/clients/channel/{email.pk}/change/ 302" in messages
     assert "listener token regenerated for client acme" in messages
