@@ -113,6 +113,9 @@ class Message(models.Model):
     bounced_at = models.DateTimeField(null=True, blank=True)
     complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # When the retention purge (or an erasure) cleared the customer's attributes and scrubbed error and
+    # history (apps.subscriptions.retention); ids, states, times and delivery columns stay for reporting.
+    personal_data_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -136,6 +139,16 @@ class Message(models.Model):
                 fields=["status", "queued_at"],
                 name="message_in_flight",
                 condition=Q(status__in=["queued", "sending"]),
+            ),
+            # The retention purge: a run's finished messages still holding personal data, oldest first.
+            # Only finished rows enter it, so the send path's pending/queued/sending updates skip it.
+            models.Index(
+                fields=["run", "send_at", "id"],
+                name="message_personal_data",
+                condition=Q(
+                    personal_data_purged_at__isnull=True,
+                    status__in=["sent", "failed", "skipped", "cancelled"],
+                ),
             ),
         ]
 
@@ -183,6 +196,12 @@ class CancelledCustomer(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["cancellation", "customer_id"], name="cancelled_customer_unique")
+        ]
+        # The retention purge blanks promo codes; rows without one leave this index.
+        indexes = [
+            models.Index(
+                fields=["cancellation", "id"], name="cancelled_customer_promo", condition=~Q(promo_code="")
+            )
         ]
 
     def __str__(self) -> str:

@@ -39,6 +39,8 @@ class DeliveryEvent(models.Model):
     dedupe_key = models.CharField(max_length=128)
     url = models.TextField(blank=True, default="")  # the link, for a click
     raw = models.JSONField(default=dict, blank=True)
+    # When the retention purge (or an erasure) emptied `raw` and cut `url` down (apps.subscriptions).
+    personal_data_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
@@ -51,6 +53,12 @@ class DeliveryEvent(models.Model):
                 fields=["client", "received_at"],
                 name="delivery_event_unmatched",
                 condition=models.Q(message__isnull=True),
+            ),
+            # The retention purge: a client's events still holding their payload, oldest first.
+            models.Index(
+                fields=["client", "received_at", "id"],
+                name="delivery_event_personal_data",
+                condition=models.Q(personal_data_purged_at__isnull=True),
             ),
         ]
 

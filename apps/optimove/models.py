@@ -26,8 +26,20 @@ class Notification(TimestampedModel):
         related_name="notifications",
     )
 
+    # When the retention purge (or an erasure) cut a real-time trigger's body down to its own fields,
+    # dropping the personalization values (apps.subscriptions.retention).
+    personal_data_purged_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The retention purge: a client's real-time triggers still holding personalization, oldest first.
+            models.Index(
+                fields=["client", "created_at", "id"],
+                name="notification_personal_data",
+                condition=models.Q(personal_data_purged_at__isnull=True, event_type_id=11),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"event {self.event_type_id} campaign {self.campaign_id}"

@@ -231,6 +231,22 @@ CELERY_TASK_ROUTES = {
     "delivery.report_run": {"queue": "reporting"},
 }
 
+# Personal data (apps.subscriptions.retention): customer attributes, provider payloads and trigger
+# personalization purged after each client's personal_data_retention_days.
+# ------------------------------------------------------------------------------
+PERSONAL_DATA_PURGE_INTERVAL_SECONDS = env.float("PERSONAL_DATA_PURGE_INTERVAL_SECONDS", default=3600.0)
+# Rows per UPDATE, each batch its own short transaction.
+PERSONAL_DATA_PURGE_BATCH_SIZE = env.int("PERSONAL_DATA_PURGE_BATCH_SIZE", default=2000)
+# One purge stops after this long (well inside CELERY_TASK_SOFT_TIME_LIMIT); the next tick carries on.
+PERSONAL_DATA_PURGE_TIME_BUDGET_SECONDS = env.float("PERSONAL_DATA_PURGE_TIME_BUDGET_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE["subscriptions-purge-personal-data"] = {
+    "task": "subscriptions.purge_personal_data",
+    "schedule": PERSONAL_DATA_PURGE_INTERVAL_SECONDS,
+    "options": {"queue": "reporting", "expires": PERSONAL_DATA_PURGE_INTERVAL_SECONDS},
+}
+CELERY_TASK_ROUTES["subscriptions.purge_personal_data"] = {"queue": "reporting"}
+# --- end of personal data ---
+
 # MESSAGE TEMPLATES (apps.message_templates): limits on one render of one template for one customer.
 # ------------------------------------------------------------------------------
 TEMPLATE_MAX_OUTPUT_BYTES = env.int("TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)  # per rendered part
