@@ -13,12 +13,15 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 
 from apps.clients import services
 from apps.clients.admin_scoping import ClientScopedAdminMixin, ClientScopedInlineMixin
+from apps.clients.api_tokens import client_api_token_create, client_api_token_revoke
 from apps.clients.forms import ChannelAdminForm, ClientAdminForm
-from apps.clients.models import Channel, ChannelKind, Client, PushApp
+from apps.clients.models import Channel, ChannelKind, Client, ClientApiToken, PushApp
 from apps.clients.push_apps import push_app_delete, push_app_upsert
 from apps.message_templates.sync import app_latest_outbox_row, outbox_state_label
 
@@ -253,3 +256,77 @@ class ChannelAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
         # Names only: which secrets exist, never what they are.
         keys = sorted(channel.provider_secrets or {})
         return ", ".join(keys) if keys else "none"
+
+
+@admin.register(ClientApiToken)
+class ClientApiTokenAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
+    """Tokens for the client API. A new token's plaintext is shown once, on the page that answers its
+    creation (never cached, never stored, never in a message or a log); afterwards only its prefix."""
+
+    client_lookup = "client"
+    list_display = ("prefix", "name", "client", "created_at", "last_used_at", "state")
+    list_filter = ("client",)
+    search_fields = ("=prefix", "name")
+    list_select_related = ("client",)
+    actions = ("revoke",)
+
+    def get_fields(self, request: HttpRequest, obj: ClientApiToken | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("client", "name")
+        return ("client", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ClientApiToken | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        # A token's client is what it grants access to: moving it would hand one client's key to another.
+        return ("client", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    @admin.display(description="state")
+    def state(self, token: ClientApiToken) -> str:
+        return f"revoked {token.revoked_at:%Y-%m-%d %H:%M} UTC" if token.revoked_at else "live"
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A valid POST creates the token through the service and answers with the one page that
+        shows its plaintext; everything else (the empty form, errors) is the admin's own add page."""
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            form = self.get_form(request, None, change=False)(request.POST)
+            if form.is_valid():
+                issued = client_api_token_create(
+                    client=form.cleaned_data["client"], name=form.cleaned_data["name"]
+                )
+                self.log_addition(request, issued.token, [{"added": {}}])
+                context = {
+                    **self.admin_site.each_context(request),
+                    "opts": self.opts,
+                    "original": issued.token,
+                    "plaintext": issued.plaintext,
+                    "title": f"API token for {issued.token.client.slug} created",
+                }
+                response = TemplateResponse(request, "admin/clients/clientapitoken/issued.html", context)
+                add_never_cache_headers(response)
+                patch_cache_control(response, no_store=True, private=True)
+                return response
+        return super().add_view(request, form_url, extra_context)
+
+    def save_model(
+        self, request: HttpRequest, obj: ClientApiToken, form: ModelForm[Any], change: bool
+    ) -> None:
+        if not change:  # add_view creates tokens through the service; this is a safety net
+            raise PermissionDenied("create tokens through the add page")
+        super().save_model(request, obj, form, change)  # the name only: the rest is read-only
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ClientApiToken]) -> None:
+        revoked = [token.prefix for token in queryset if client_api_token_revoke(token=token)]
+        if revoked:
+            self.message_user(
+                request,
+                f"Revoked {', '.join(revoked)}: requests with these tokens are refused from now on.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "The selected tokens were already revoked.", messages.INFO)

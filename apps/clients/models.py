@@ -188,3 +188,30 @@ class PushApp(TimestampedModel):
             errors["name"] = ["A name is required: Optimove shows it to marketers."]
         if errors:
             raise ValidationError(errors)
+
+
+class ClientApiToken(TimestampedModel):
+    """A bearer token a client's own systems use on the client API (consent reads and writes).
+
+    Only the SHA-256 of the token is stored, so a database dump yields nothing usable; the short
+    `prefix` (the token's first characters) names it in the admin and in consent history. Create and
+    revoke through `apps.clients.api_tokens`: the plaintext exists only in the answer to its creation.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=200, help_text="Who or what uses it, e.g. “CRM nightly job”.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    token_hash = models.CharField("SHA-256 of the token", max_length=64, unique=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "client API token"
+        ordering = ["client__slug", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… {self.name}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -197,6 +197,14 @@ REPORTING_INTERVAL_SECONDS = env.float("REPORTING_INTERVAL_SECONDS", default=4 *
 REPORTING_WINDOW_DAYS = env.int("REPORTING_WINDOW_DAYS", default=7)
 # --- end of reporting ---
 
+# SUBSCRIPTIONS: the admin's CSV import and the client API (apps.subscriptions admin.py, api*.py)
+# ------------------------------------------------------------------------------
+# Largest consent CSV the admin accepts (20 MB is about a million rows); larger files are refused whole.
+SUBSCRIPTIONS_CSV_MAX_BYTES = env.int("SUBSCRIPTIONS_CSV_MAX_BYTES", default=20 * 1024 * 1024)
+# Largest request body the client API reads: 10,000 updates with 128-character ids fit in about 2 MB.
+SUBSCRIPTIONS_API_MAX_BODY_BYTES = env.int("SUBSCRIPTIONS_API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# --- end of the subscriptions admin and API ---
+
 CELERY_BEAT_SCHEDULE = {
     "campaigns-dispatch": {
         "task": "campaigns.dispatch",
