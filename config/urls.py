@@ -9,6 +9,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("optimove/", include("apps.optimove.urls")),
+    path("", include("apps.subscriptions.urls_sync")),  # /optimove/attributes-callback/ (consent sync)
     path("api/v1/", include("apps.subscriptions.api_urls")),  # the client API (consent)
     path("", include("apps.delivery.urls")),  # /delivery/... provider callbacks, /t/... tracked links
 ]

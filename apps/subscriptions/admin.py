@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 
 from apps.clients.admin_scoping import ClientScopedAdminMixin, scope_queryset
 from apps.clients.models import Channel
+from apps.subscriptions import admin_sync  # noqa: F401 - registers the sync's admins (rejections, calls)
 from apps.subscriptions.csv_import import CsvImportInvalid, size_label, subscriptions_csv_import
 from apps.subscriptions.forms import (
     SubscriptionAddForm,

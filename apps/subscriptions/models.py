@@ -74,3 +74,12 @@ class SubscriptionChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} by {self.source} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# The consent sync's own records (apps.subscriptions.sync) live in their own module; importing them here
+# registers them with the app.
+from apps.subscriptions.models_sync import (  # noqa: E402, F401
+    ConsentAttribute,
+    ConsentSyncCall,
+    ConsentSyncRejection,
+)

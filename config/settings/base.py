@@ -255,6 +255,32 @@ CELERY_BEAT_SCHEDULE["subscriptions-purge-personal-data"] = {
 CELERY_TASK_ROUTES["subscriptions.purge_personal_data"] = {"queue": "reporting"}
 # --- end of personal data ---
 
+# Consent sync (apps.subscriptions.sync): each customer's opt-in state pushed to Optimove per channel
+# ------------------------------------------------------------------------------
+# The periodic run queues one task per channel with states Optimove has not accepted yet.
+SUBSCRIPTIONS_SYNC_INTERVAL_SECONDS = env.float("SUBSCRIPTIONS_SYNC_INTERVAL_SECONDS", default=60.0)
+# A periodic run of one channel reads no new batch after this long (well inside
+# CELERY_TASK_SOFT_TIME_LIMIT); the next run goes on. The manage.py command has no budget.
+SUBSCRIPTIONS_SYNC_RUN_SECONDS = env.float("SUBSCRIPTIONS_SYNC_RUN_SECONDS", default=300.0)
+# Customers per SetCustomerChannelPreference call; Optimove's documented maximum (50,000) caps it.
+SUBSCRIPTIONS_SYNC_PREFERENCE_BATCH_SIZE = env.int("SUBSCRIPTIONS_SYNC_PREFERENCE_BATCH_SIZE", default=50_000)
+# SetCustomerChannelPreference's CommunicationMode per status. Optimove does not document the values
+# (its one example sends 2): 1 opted in, 2 opted out, 0 no preference are our guess; set them to what
+# the client's Optimove expects.
+OPTIMOVE_COMMUNICATION_MODE_OPTED_IN = env.int("OPTIMOVE_COMMUNICATION_MODE_OPTED_IN", default=1)
+OPTIMOVE_COMMUNICATION_MODE_OPTED_OUT = env.int("OPTIMOVE_COMMUNICATION_MODE_OPTED_OUT", default=2)
+OPTIMOVE_COMMUNICATION_MODE_UNKNOWN = env.int("OPTIMOVE_COMMUNICATION_MODE_UNKNOWN", default=0)
+# Records of sync calls and of customers Optimove rejected are kept this long.
+SUBSCRIPTIONS_SYNC_HISTORY_DAYS = env.int("SUBSCRIPTIONS_SYNC_HISTORY_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["subscriptions-sync"] = {
+    "task": "subscriptions.sync_due",
+    "schedule": SUBSCRIPTIONS_SYNC_INTERVAL_SECONDS,
+    "options": {"queue": "reporting", "expires": SUBSCRIPTIONS_SYNC_INTERVAL_SECONDS * 2},
+}
+CELERY_TASK_ROUTES["subscriptions.sync_due"] = {"queue": "reporting"}
+CELERY_TASK_ROUTES["subscriptions.sync_channel"] = {"queue": "reporting"}
+# --- end of consent sync ---
+
 # MESSAGE TEMPLATES (apps.message_templates): limits on one render of one template for one customer.
 # ------------------------------------------------------------------------------
 TEMPLATE_MAX_OUTPUT_BYTES = env.int("TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)  # per rendered part
