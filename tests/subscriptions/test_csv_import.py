@@ -174,7 +174,7 @@ def test_the_page_says_what_the_file_may_hold(ops: HttpClient, email: Channel) -
     assert "<li>opted_in: <code>opted_in, in, true, 1</code></li>" in page
     assert "<li>opted_out: <code>opted_out, out, false, 0</code></li>" in page
     assert "<li>unknown: <code>unknown</code></li>" in page
-    assert "at most 20 MB" in page
+    assert "at most 8 MB" in page
     assert "with or without a byte-order mark" in page
     changelist = ops.get("/admin/subscriptions/subscription/").content.decode()
     assert f'href="{IMPORT_URL}"' in changelist
