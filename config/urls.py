@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("apps.subscriptions.urls_sync")),  # /optimove/attributes-callback/ (consent sync)
     path("api/v1/", include("apps.subscriptions.api_urls")),  # the client API (consent)
     path("", include("apps.delivery.urls")),  # /delivery/... provider callbacks, /t/... tracked links
+    path("", include("apps.subscriptions.urls")),  # /t/u/... unsubscribe links
 ]
 
 if settings.SANDBOX_ENABLED:

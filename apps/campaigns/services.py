@@ -609,6 +609,7 @@ def message_batch_send(
     from apps.message_templates.rendering import TemplateRenderError, template_render
     from apps.message_templates.selectors import template_map_for_channel
     from apps.subscriptions.selectors import opted_out_customers
+    from apps.subscriptions.unsubscribe import MERGE_NAME, unsubscribe_footer_add, unsubscribe_links_for
 
     outcome = BatchOutcome()
     claimed = _claim_for_sending(message_ids, claim_from=claim_from)
@@ -649,11 +650,19 @@ def message_batch_send(
             "campaign_id": run.campaign_id,
             "template_id": message.template_id,
         }
+        # Email only: the unsubscribe link as a merge value, and in each part that does not use it.
+        unsubscribe = unsubscribe_links_for(
+            channel=channel, customer_id=message.customer_id, message_id=message.id
+        )
+        if unsubscribe is not None:
+            extra[MERGE_NAME] = unsubscribe.page_url
         try:
             content = template_render(template=template, attributes=message.attributes, extra=extra)
         except TemplateRenderError as exc:
             outcomes.append(_Outcome(message.id, MessageStatus.FAILED, f"render: {exc}"))
             continue
+        if unsubscribe is not None:
+            content = unsubscribe_footer_add(content=content, links=unsubscribe)
         outbound.append(
             OutboundMessage(
                 message_id=message.id,
@@ -666,6 +675,7 @@ def message_batch_send(
                     "channel_id": str(channel.optimove_channel_id),
                     "template_id": str(message.template_id),
                 },
+                list_unsubscribe_url=unsubscribe.one_click_url if unsubscribe is not None else "",
             )
         )
     if outbound:

@@ -37,6 +37,8 @@ class OutboundMessage:
     content: RenderedMessage
     customer_id: str
     metadata: Mapping[str, str]  # e.g. campaign_id, template_id, channel_id (non-personal)
+    # Email: the one-click unsubscribe URL for the List-Unsubscribe headers (RFC 8058); "" for none.
+    list_unsubscribe_url: str = ""
 
 
 class SendStatus(StrEnum):

@@ -1,6 +1,6 @@
 """Provider callbacks turned into `ProviderEvent`s: django-anymail's tracking events, Twilio's status
-callbacks and the delivery receipts of our signed webhook channel. Authentication helpers live here
-too; the views only call them."""
+callbacks and the delivery receipts of our signed webhook channel; and Twilio's incoming messages read
+for opt-out keywords. Authentication helpers live here too; the views only call them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, QueryDict
-from django.urls import URLPattern
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views import View
@@ -24,6 +24,9 @@ from django.views import View
 from apps.clients.models import Channel
 from apps.delivery.models import DeliveryEventType
 from apps.delivery.services import ProviderEvent
+from apps.delivery.tracking import public_url
+from apps.subscriptions.models import ConsentStatus
+from apps.subscriptions.unsubscribe import SmsKeyword, sms_keyword_parse
 
 MAX_RECEIPTS_PER_CALL = 500
 MAX_ID_LENGTH = 64  # an idempotency key is at most 64 characters
@@ -281,6 +284,49 @@ def twilio_status_event(fields: QueryDict) -> ProviderEvent | None:
         # Only the fields that matter: To and From are phone numbers and stay out of the table.
         raw={key: fields[key] for key in TWILIO_RAW_FIELDS if key in fields},
     )
+
+
+# Twilio incoming messages (replies such as STOP)
+# ------------------------------------------------------------------------------
+
+# Twilio's Advanced Opt-Out reports the keywords it recognised (the client's own ones included) in
+# OptOutType; HELP asks for nothing here.
+TWILIO_OPT_OUT_TYPES: dict[str, str] = {"STOP": ConsentStatus.OPTED_OUT, "START": ConsentStatus.OPTED_IN}
+# What Twilio needs back from an incoming-message webhook: 200 and TwiML; empty means "send no reply".
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def twilio_inbound_url(*, channel: Channel) -> str:
+    """The URL to set as the channel's "a message comes in" webhook at Twilio (on its number or
+    messaging service): Twilio cannot be told per message, unlike the status callback."""
+    return public_url(
+        reverse(
+            "delivery-twilio-inbound",
+            kwargs={"client_slug": channel.client.slug, "channel_id": channel.optimove_channel_id},
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioInbound:
+    sender: str  # the customer's phone number: used to find them, never logged or stored
+    keyword: SmsKeyword | None  # None: a reply that asks for no change
+
+
+def twilio_inbound_parse(fields: QueryDict) -> TwilioInbound:
+    """An incoming message's sender and the opt-out or opt-in keyword it carries. Twilio's OptOutType
+    wins over our own reading of the body: it also covers keywords the client set up at Twilio."""
+    sender = (fields.get("From") or "").strip()
+    if not sender or not (fields.get("MessageSid") or fields.get("SmsSid")):
+        raise ProviderPayloadInvalid("a Twilio incoming message needs From and MessageSid")
+    from_body = sms_keyword_parse(fields.get("Body") or "")
+    opt_out_type = (fields.get("OptOutType") or "").strip().upper()
+    status = TWILIO_OPT_OUT_TYPES.get(opt_out_type)
+    if status is None or (from_body is not None and from_body.status == status):
+        return TwilioInbound(sender=sender, keyword=from_body)
+    # A keyword of the client's own (or in another language): the evidence is Twilio's verdict, not the
+    # reply's text, which could hold anything.
+    return TwilioInbound(sender=sender, keyword=SmsKeyword(status, f"OptOutType={opt_out_type}"))
 
 
 # Our signed webhook channel's receipts

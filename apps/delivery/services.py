@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.campaigns.models import Message
 from apps.clients.models import Channel, Client
 from apps.delivery.models import DeliveryEvent, DeliveryEventType
+from apps.subscriptions.unsubscribe import provider_event_opt_out
 
 # The message's delivery_state is the furthest of these reached; complaints and unsubscribes are
 # recorded in their own columns and do not change it.
@@ -104,6 +105,9 @@ def delivery_event_record(
             )
             if message is not None:
                 _move_forward(message_id=message.pk, event=event.event, at=event.occurred_at)
+                # An unsubscribe or complaint opts the customer out of the message's channel, in the same
+                # transaction as the event: a provider's retry finds both stored, or neither.
+                provider_event_opt_out(message=message, event=event, delivery_event_id=stored.pk)
     except IntegrityError:
         return None  # the provider retried a callback we already have
     return stored

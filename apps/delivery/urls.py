@@ -13,6 +13,11 @@ urlpatterns = [
     ),
     path("delivery/<slug:client_slug>/<int:channel_id>/twilio/", views.twilio_status, name="delivery-twilio"),
     path(
+        "delivery/<slug:client_slug>/<int:channel_id>/twilio/inbound/",
+        views.twilio_inbound,
+        name="delivery-twilio-inbound",
+    ),
+    path(
         "delivery/<slug:client_slug>/<int:channel_id>/webhook/",
         views.webhook_receipt,
         name="delivery-webhook",

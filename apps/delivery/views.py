@@ -26,11 +26,13 @@ from apps.channels.signatures import webhook_verify
 from apps.clients.models import Channel
 from apps.delivery.models import DeliveryEventType
 from apps.delivery.providers import (
+    EMPTY_TWIML,
     CallbackNotConfigured,
     ProviderPayloadInvalid,
     anymail_events_collected,
     anymail_tracking_view,
     anymail_tracking_view_class,
+    twilio_inbound_parse,
     twilio_signature_valid,
     twilio_status_event,
     webhook_receipts_parse,
@@ -42,6 +44,7 @@ from apps.delivery.services import (
     webhook_receipts_record,
 )
 from apps.delivery.tracking import click_token_read, open_token_read
+from apps.subscriptions.unsubscribe import sms_keyword_apply
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +138,11 @@ def anymail_tracking(request: HttpRequest, client_slug: str, channel_id: int, es
 # ------------------------------------------------------------------------------
 
 
-@csrf_exempt
-@require_POST
-def twilio_status(request: HttpRequest, client_slug: str, channel_id: int) -> HttpResponseBase:
+def _twilio_channel(
+    request: HttpRequest, client_slug: str, channel_id: int, *, what: str
+) -> Channel | JsonResponse:
+    """The Twilio channel the URL names, once the request is proven to come from its Twilio account;
+    otherwise the error to answer. Status callbacks and incoming messages are checked alike."""
     found = _channel_for(client_slug, channel_id, provider="twilio")
     if isinstance(found, JsonResponse):
         return found
@@ -146,7 +151,7 @@ def twilio_status(request: HttpRequest, client_slug: str, channel_id: int) -> Ht
     if not secrets.get("auth_token"):
         return _error(503, "the channel has no secret auth_token to check Twilio's signature with")
     if len(request.body) > MAX_BODY_BYTES:
-        return _error(413, "the body is too large for a status callback")
+        return _error(413, f"the body is too large for {what}")
     if not request.headers.get("X-Twilio-Signature"):
         return _error(401, "X-Twilio-Signature is missing")
     if not twilio_signature_valid(request=request, secrets=secrets):
@@ -154,6 +159,16 @@ def twilio_status(request: HttpRequest, client_slug: str, channel_id: int) -> Ht
     account = request.POST.get("AccountSid", "")
     if account and account != secrets.get("account_sid"):
         return _error(403, "the callback is for another Twilio account than this channel's")
+    return channel
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest, client_slug: str, channel_id: int) -> HttpResponseBase:
+    found = _twilio_channel(request, client_slug, channel_id, what="a status callback")
+    if isinstance(found, JsonResponse):
+        return found
+    channel = found
     try:
         event = twilio_status_event(request.POST)
     except ProviderPayloadInvalid as exc:
@@ -163,6 +178,38 @@ def twilio_status(request: HttpRequest, client_slug: str, channel_id: int) -> Ht
     ignored = 0 if event is not None else 1
     _log(channel, "twilio", outcome, ignored)
     return _accepted(outcome, ignored=ignored)
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound(request: HttpRequest, client_slug: str, channel_id: int) -> HttpResponseBase:
+    """Twilio's "a message comes in" webhook, set on the channel's number or messaging service: an
+    opt-out keyword (STOP...) opts the sender out of this channel, START opts them back in. The sender
+    is found through the messages we sent to that number; an unknown sender changes nothing. Every
+    authenticated message is answered with empty TwiML, so Twilio sends no reply of ours."""
+    found = _twilio_channel(request, client_slug, channel_id, what="an incoming message")
+    if isinstance(found, JsonResponse):
+        return found
+    channel = found
+    try:
+        inbound = twilio_inbound_parse(request.POST)
+    except ProviderPayloadInvalid as exc:
+        return _error(400, str(exc))
+    outcome = None
+    if inbound.keyword is not None:
+        outcome = sms_keyword_apply(channel=channel, number=inbound.sender, keyword=inbound.keyword)
+    # Never the number nor the text: only what was asked and whether it found someone.
+    logger.info(
+        "sms reply",
+        extra={
+            "client": channel.client.slug,
+            "channel_id": channel.optimove_channel_id,
+            "keyword": inbound.keyword.keyword if inbound.keyword else "",
+            "matched": outcome.matched if outcome else False,
+            "changed": outcome.changed if outcome else False,
+        },
+    )
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
 
 
 # Delivery receipts of the signed webhook channel

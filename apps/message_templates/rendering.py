@@ -81,6 +81,7 @@ EXTRA_NAMES: frozenset[str] = frozenset(
         "promo_code",
         "send_id",
         "scheduled_time",
+        "unsubscribe_url",  # email: the customer's unsubscribe link (apps.subscriptions.unsubscribe)
     }
 )
 # Names a template can use that are not customer attributes either.
@@ -836,8 +837,8 @@ def template_render(
     """Renders every part of `template` for one customer.
 
     `extra` may hold only EXTRA_NAMES (customer_id, campaign_id, channel_id, template_id, promo_code,
-    send_id, scheduled_time). Raises TemplateRenderError with a readable reason and no customer data
-    for any problem in the template; the limits apply to this render alone.
+    send_id, scheduled_time, unsubscribe_url). Raises TemplateRenderError with a readable reason and no
+    customer data for any problem in the template; the limits apply to this render alone.
     """
     extra = extra or {}
     unknown = set(extra) - EXTRA_NAMES

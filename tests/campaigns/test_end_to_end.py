@@ -82,7 +82,10 @@ def test_scheduled_campaign_reaches_every_customer_once_on_time(
         [mail] = [m for m in smtp.mails if m.rcpt_tos[0] == e.attributes["Email"]]
         assert mail.message["Subject"] == f"T{e.template_id} for {e.attributes['FirstName']}"
         text = mail.message.get_body(preferencelist=("plain",)).get_content().strip()
+        # Every campaign email ends with the customer's unsubscribe link (tests/subscriptions follow it).
+        text, unsubscribe = text.replace("\r\n", "\n").split("\n\nUnsubscribe: ")
         assert text == f"Hello {e.attributes['FirstName']} from {e.attributes['Country']} ({e.template_id})"
+        assert "/t/u/acme/504/" in unsubscribe
         assert mail.at >= e.send_at.timestamp()
         lateness.append((e.send_at, mail.at - max(e.send_at.timestamp(), known[(504, e.customer_id)])))
     _assert_on_time(lateness)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -93,8 +94,23 @@ def email_channel(client: Client, **options: Any) -> Channel:
     return channel
 
 
+# Every campaign email ends with the customer's unsubscribe link (tests/subscriptions follow it; it is
+# never click-tracked); these tests look at what tracking does to the rest.
+UNSUBSCRIBE_FOOTER = re.compile(
+    r"\n\nUnsubscribe: \S+/t/u/\S+\n$"
+    r'|<p style="[^"]*"><a href="[^"]+/t/u/[^"]+">Unsubscribe</a> from these emails\.</p>'
+)
+
+
+def without_unsubscribe_footer(part: str) -> str:
+    stripped, found = UNSUBSCRIBE_FOOTER.subn("", part)
+    assert found == 1, part
+    return stripped
+
+
 def send_one(channel: Channel) -> tuple[Message, dict[str, Any]]:
-    """Sends one message through the real send path; returns it and the body Postmark received."""
+    """Sends one message through the real send path; returns it and the body Postmark received, without
+    the unsubscribe footer every email gets."""
     message = sent_message(channel, customer="c1")
     now = datetime.now(UTC)
     Message.objects.filter(pk=message.pk).update(
@@ -116,7 +132,9 @@ def send_one(channel: Channel) -> tuple[Message, dict[str, Any]]:
         },
     )
     assert services.message_batch_send(message_ids=[message.pk], sleep=lambda _: None).sent == 1
-    return message, json.loads(responses.calls[-1].request.body)
+    sent = json.loads(responses.calls[-1].request.body)
+    parts = {part: without_unsubscribe_footer(sent[part]) for part in ("TextBody", "HtmlBody")}
+    return message, {**sent, **parts}
 
 
 @responses.activate

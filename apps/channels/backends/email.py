@@ -4,7 +4,9 @@ A batch is sent over a few connections (SMTP sessions, or anymail HTTP sessions)
 reused for its share of the batch: an SMTP message costs four round trips, so one session alone spends
 most of its time waiting for the server. A small batch uses one connection; option `connections` caps
 how many a batch opens (default 4). Each message carries a stable `Message-ID` built from its
-idempotency key, so a message re-sent after a crash is recognisably the same one.
+idempotency key, so a message re-sent after a crash is recognisably the same one. A message given a
+one-click unsubscribe URL (every campaign email is) carries the List-Unsubscribe and
+List-Unsubscribe-Post headers of RFC 8058; option `headers` may not set them.
 """
 
 from __future__ import annotations
@@ -45,7 +47,19 @@ from apps.channels.registry import register_backend
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 _MESSAGE_ID_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,48}$")
-RESERVED_HEADERS = frozenset({"message-id", "from", "to", "cc", "bcc", "subject", "reply-to"})
+RESERVED_HEADERS = frozenset(
+    {
+        "message-id",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "reply-to",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    }
+)
 DEFAULT_CONNECTIONS = 4
 MAX_CONNECTIONS = 16
 # A batch opens one more connection for every this many messages, up to option `connections`: opening
@@ -191,13 +205,19 @@ class _EmailBackend(ChannelBackend):
 
     def build_email(self, message: OutboundMessage) -> EmailMultiAlternatives:
         content = message.content
+        headers = {**self.extra_headers, "Message-ID": self.message_id(message)}
+        if message.list_unsubscribe_url:
+            # RFC 8058 one-click: mailbox providers show an unsubscribe button that POSTs
+            # "List-Unsubscribe=One-Click" to the URL (Gmail and Yahoo require it of bulk senders).
+            headers["List-Unsubscribe"] = f"<{message.list_unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email = EmailMultiAlternatives(
             subject=content.subject,
             body=content.text,
             from_email=self.from_email,
             to=[message.to],
             reply_to=self.reply_to or None,
-            headers={**self.extra_headers, "Message-ID": self.message_id(message)},
+            headers=headers,
         )
         if content.html:
             email.attach_alternative(content.html, "text/html")
