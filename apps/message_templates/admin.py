@@ -41,6 +41,7 @@ PREVIEW_EXTRA: dict[str, Any] = {
     "campaign_id": 0,
     "promo_code": "SAMPLE-PROMO",
     "send_id": "sample-send",
+    "unsubscribe_url": "https://example.invalid/t/u/sample-unsubscribe-link",
 }
 
 
