@@ -66,7 +66,7 @@ class ClientAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
     inlines = (ChannelInline,)
     actions = ("regenerate_listener_token",)
     fieldsets = (
-        (None, {"fields": ("slug", "name", "is_active")}),
+        (None, {"fields": ("slug", "name", "is_active", "personal_data_retention_days")}),
         (
             "Optimove",
             {
@@ -228,6 +228,7 @@ class ChannelAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Optimove events", {"fields": ("is_realtime", "scheduled_event_type")}),
+        ("Consent", {"fields": ("consent_sync", "consent_attribute")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 

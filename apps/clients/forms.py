@@ -59,7 +59,15 @@ class ClientAdminForm(forms.ModelForm):
 
     class Meta:
         model = Client
-        fields = ("slug", "name", "is_active", "optimove_base_url", "optimove_username", "admins")
+        fields = (
+            "slug",
+            "name",
+            "is_active",
+            "personal_data_retention_days",
+            "optimove_base_url",
+            "optimove_username",
+            "admins",
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -104,6 +112,8 @@ class ChannelAdminForm(forms.ModelForm):
             "rate_limit_per_second",
             "is_realtime",
             "scheduled_event_type",
+            "consent_sync",
+            "consent_attribute",
             "is_active",
         )
 

@@ -83,6 +83,7 @@ def client_form_data(client: Any, **overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": client.name,
         "is_active": "on" if client.is_active else None,
+        "personal_data_retention_days": str(client.personal_data_retention_days),
         "optimove_base_url": client.optimove_base_url,
         "optimove_username": client.optimove_username,
         "new_optimove_api_key": "",
@@ -126,6 +127,8 @@ def channel_form_data(channel: Any, **overrides: Any) -> dict[str, Any]:
         else str(channel.rate_limit_per_second),
         "is_realtime": "on" if channel.is_realtime else None,
         "scheduled_event_type": str(channel.scheduled_event_type),
+        "consent_sync": channel.consent_sync,
+        "consent_attribute": channel.consent_attribute,
         "is_active": "on" if channel.is_active else None,
     }
     data.update(overrides)

@@ -216,3 +216,22 @@ def test_a_new_channel_can_be_added_on_its_own_page(superuser_client: HttpClient
     assert response.status_code == 302
     push = acme.channels.get(optimove_channel_id=506)
     assert push.provider_secrets == {"service_account": '{"type": "service_account"}'}
+
+
+def test_a_channel_syncing_consent_by_attribute_must_name_the_attribute(
+    superuser_client: HttpClient, acme: Client
+) -> None:
+    email = acme.channels.get(optimove_channel_id=504)
+
+    response = superuser_client.post(change_url(email), channel_form_data(email, consent_sync="attribute"))
+    assert response.status_code == 200
+    assert "Name the customer attribute that consent sync by attribute fills." in response.content.decode()
+    email.refresh_from_db()
+    assert (email.consent_sync, email.consent_attribute) == ("preference", "")
+
+    response = superuser_client.post(
+        change_url(email), channel_form_data(email, consent_sync="attribute", consent_attribute="EmailOptIn")
+    )
+    assert response.status_code == 302
+    email.refresh_from_db()
+    assert (email.consent_sync, email.consent_attribute) == ("attribute", "EmailOptIn")

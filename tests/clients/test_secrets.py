@@ -195,7 +195,8 @@ def test_client_apply_and_admin_saves_log_no_secret(
     acme.refresh_from_db()
     messages = [line["message"] for line in json_lines()]
     assert messages[0].startswith(
-        "client_apply acme: client acme created (name, active, personal_data_retention_days, optimove.base_url"
+        "client_apply acme: client acme created (name, active, personal_data_retention_days, "
+        "optimove.base_url"
     )
     assert f"POST /admin/clients/client/{acme.pk}/change/ 302" in messages
     assert f"POST /admin/clients/channel/{email.pk}/change/ 302" in messages
