@@ -23,6 +23,9 @@ RUN DJANGO_SECRET_KEY=build-only-build-only-build-only-build-only \
     PUBLIC_BASE_URL=http://localhost DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --no-input -v 0
 
+# Where every process writes its metric values for the web's /metrics (apps.metrics); set after the build
+# so no build step creates it as root. docker-compose mounts one shared tmpfs volume here.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "--timeout", "60"]

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
@@ -22,3 +22,15 @@ def _preload_send_path(**kwargs: object) -> None:
 
     known_providers()
     template_source_error("{{ warm | default('up') }}", html=True)
+
+
+# --- metrics (apps.metrics): prometheus_client's bookkeeping when a pool child exits ---
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid: int | None = None, **kwargs: object) -> None:
+    from apps.metrics.multiproc import multiprocess_process_dead
+
+    if pid:
+        multiprocess_process_dead(pid)
+
+
+# --- end of metrics ---

@@ -7,6 +7,7 @@ from apps.core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("", include("apps.metrics.urls")),  # /metrics for Prometheus (apps.metrics)
     path("admin/", admin.site.urls),
     path("optimove/", include("apps.optimove.urls")),
     path("", include("apps.subscriptions.urls_sync")),  # /optimove/attributes-callback/ (consent sync)

@@ -19,6 +19,7 @@ import pytest
 import requests
 from django.db import connection
 
+from tests.metrics.support import session_multiproc_dir
 from tools.devservers import celery_worker_command, free_port, gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", session_multiproc_dir())  # apps.metrics
     env.update(extra)
     return env
 

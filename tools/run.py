@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from apps.metrics.multiproc import multiprocess_dir_reset  # noqa: E402
 from tools.devservers import PostgresServer, RedisServer, free_port, port_is_free, read_env_file  # noqa: E402
 
 VAR = ROOT / "var"
@@ -45,6 +46,9 @@ def main() -> int:
     env["PORT"] = web_port
     env["VENV_BIN"] = str(VENV_BIN)
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{web_port}")
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:  # apps.metrics: web and workers share their counters here
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(VAR / "metrics")
+        multiprocess_dir_reset(VAR / "metrics")
     managed: dict[str, str] = {}
     try:
         if "DATABASE_URL" not in os.environ:

@@ -713,6 +713,7 @@ def _send_over_provider(
     from apps.channels.base import ChannelConfigError
     from apps.channels.ratelimit import rate_limiter_for
     from apps.channels.registry import backend_for
+    from apps.metrics.recorders import provider_batch_send
 
     try:
         backend = backend_for(channel)
@@ -740,7 +741,7 @@ def _send_over_provider(
                     return outcomes, [m.message_id for m in outbound[start:]]
             if limiter is not None:
                 limiter.acquire(len(chunk))
-            outcomes.extend(_Outcome.from_result(result) for result in backend.send_batch(chunk))
+            outcomes.extend(map(_Outcome.from_result, provider_batch_send(backend, chunk, channel=channel)))
     return outcomes, []
 
 

@@ -27,6 +27,7 @@ from django.conf import settings
 
 from apps.core.http import TimeoutSession
 from apps.core.redis import get_redis
+from apps.metrics.recorders import optimove_request_observe
 from apps.optimove import parsing
 from apps.optimove.auth import SharedLoginToken
 from apps.optimove.errors import (
@@ -670,6 +671,7 @@ class OptimoveClient:
                     "attempt": attempt + 1,
                 },
             )
+            optimove_request_observe(function=function, outcome=outcome, duration_ms=duration_ms)
             retryable = response is None or response.status_code == 429 or response.status_code >= 500
             if not retryable and response is not None:
                 return response

@@ -328,3 +328,23 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# METRICS (apps.metrics): Prometheus `/metrics`, django-prometheus's request metrics
+# ------------------------------------------------------------------------------
+# Counters recorded by workers reach the web's /metrics through PROMETHEUS_MULTIPROC_DIR (an environment
+# variable read by prometheus_client itself, set for every process by tools/run.py, the Dockerfile and
+# deploy/docker-compose.yml); see docs/OPERATIONS.md.
+INSTALLED_APPS += ["apps.metrics", "django_prometheus"]
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# Empty: /metrics is open (serve it on a private network only). Set: scrapers must send
+# `Authorization: Bearer <token>`.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A completed run's message counts are kept this long in each web process before being counted again.
+METRICS_COMPLETED_RUN_CACHE_SECONDS = env.float("METRICS_COMPLETED_RUN_CACHE_SECONDS", default=3600.0)
+# django-prometheus would query the migration tables in every process at start-up; not worth it.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# --- end of metrics ---
