@@ -20,22 +20,17 @@ Twilio channels get the platform's status-callback URL (see `apps.channels.backe
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import functools
 import html
-import json
 import re
-import zlib
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.urls import reverse
-from django.utils.crypto import salted_hmac
 
 from apps.channels.base import OutboundMessage
 from apps.clients.models import Channel, ChannelKind
+from apps.core.sealing import seal, unseal, whole_number
 
 TOKEN_KEY_SALT = "apps.delivery.tracking.token-key"  # noqa: S105 (a salt, not a secret)
 CLICK, OPEN = "c", "o"
@@ -52,34 +47,12 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 # ------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet_for(secrets: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet(
-        [
-            Fernet(
-                base64.urlsafe_b64encode(
-                    salted_hmac(TOKEN_KEY_SALT, "fernet", secret=secret, algorithm="sha256").digest()
-                )
-            )
-            for secret in secrets
-        ]
-    )
-
-
-def _fernet() -> MultiFernet:
-    return _fernet_for((settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
-
-
 def _seal(value: list[Any]) -> str:
-    return _fernet().encrypt(zlib.compress(json.dumps(value, separators=(",", ":")).encode())).decode("ascii")
+    return seal(salt=TOKEN_KEY_SALT, value=value, compress=True)
 
 
 def _open(token: str) -> Any:
-    try:
-        # Decompressed only once authenticated: nobody else can hand us a compressed payload.
-        return json.loads(zlib.decompress(_fernet().decrypt(token.encode("ascii"))))
-    except (InvalidToken, UnicodeEncodeError, zlib.error, ValueError):
-        return None
+    return unseal(salt=TOKEN_KEY_SALT, token=token, compressed=True)
 
 
 def click_token(*, message_id: int, url: str) -> str:
@@ -90,16 +63,12 @@ def open_token(*, message_id: int) -> str:
     return _seal([OPEN, message_id])
 
 
-def _message_id(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def click_token_read(token: str) -> tuple[int, str] | None:
     """(message id, URL) from a click token we made; None for anything else."""
     value = _open(token)
     if not (isinstance(value, list) and len(value) == 3 and value[0] == CLICK):
         return None
-    message_id, url = _message_id(value[1]), value[2]
+    message_id, url = whole_number(value[1]), value[2]
     if message_id is None or not isinstance(url, str) or not _is_trackable(url):
         return None
     return message_id, url
@@ -109,7 +78,7 @@ def open_token_read(token: str) -> int | None:
     value = _open(token)
     if not (isinstance(value, list) and len(value) == 2 and value[0] == OPEN):
         return None
-    return _message_id(value[1])
+    return whole_number(value[1])
 
 
 # URLs

@@ -15,25 +15,21 @@ platform's own /t/ links alone, so an unsubscribe link is never turned into a cl
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
-import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from apps.campaigns.models import Message, MessageStatus
 from apps.clients.models import Channel, ChannelKind
+from apps.core.sealing import seal, unseal, whole_number
 from apps.delivery.models import DeliveryEventType
 from apps.message_templates.types import RenderedMessage
 from apps.subscriptions.models import ConsentSource, ConsentStatus
@@ -57,33 +53,11 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 # ------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet_for(secrets: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet(
-        [
-            Fernet(
-                base64.urlsafe_b64encode(
-                    salted_hmac(TOKEN_KEY_SALT, "fernet", secret=secret, algorithm="sha256").digest()
-                )
-            )
-            for secret in secrets
-        ]
-    )
-
-
-def _fernet() -> MultiFernet:
-    return _fernet_for((settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
-
-
 def unsubscribe_token(*, client_id: int, channel_id: int, customer_id: str, message_id: int) -> str:
     """A sealed token for one customer of one channel (`channel_id` is our Channel's pk); the message
     id is kept as evidence of which email was used."""
     value = [_KIND, client_id, channel_id, customer_id, message_id]
-    return _fernet().encrypt(json.dumps(value, separators=(",", ":")).encode()).decode("ascii")
-
-
-def _whole(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return seal(salt=TOKEN_KEY_SALT, value=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +73,16 @@ def unsubscribe_target_read(*, client_slug: str, channel_id: int, token: str) ->
     """The customer and channel a token from one of our emails names, or None when the token is not
     ours, was altered, or was made for another client or channel than the URL names (`channel_id` is
     the Optimove channel id in the URL)."""
-    try:
-        value: Any = json.loads(_fernet().decrypt(token.encode("ascii")))
-    except (InvalidToken, UnicodeEncodeError, ValueError):
-        return None
+    value = unseal(salt=TOKEN_KEY_SALT, token=token)
     if not (isinstance(value, list) and len(value) == 5 and value[0] == _KIND):
         return None
-    client_pk, channel_pk, customer_id, message_id = _whole(value[1]), _whole(value[2]), value[3], value[4]
-    if client_pk is None or channel_pk is None or _whole(message_id) is None:
+    client_pk, channel_pk, customer_id, message_id = (
+        whole_number(value[1]),
+        whole_number(value[2]),
+        value[3],
+        value[4],
+    )
+    if client_pk is None or channel_pk is None or whole_number(message_id) is None:
         return None
     if not isinstance(customer_id, str) or not customer_id:
         return None
