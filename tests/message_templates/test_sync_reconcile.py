@@ -134,7 +134,7 @@ def test_an_unknown_slug_is_a_clear_error() -> None:
     with pytest.raises(CommandError) as raised:
         reconcile("nobody")
 
-    assert str(raised.value) == "No client with slug 'nobody'."
+    assert str(raised.value) == "No client with slug 'nobody'. Known slugs: none."
 
 
 def test_an_optimove_outage_is_reported_per_channel_and_nothing_is_settled(drifted: Optimove) -> None:

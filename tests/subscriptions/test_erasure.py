@@ -399,7 +399,7 @@ def test_erase_stays_within_the_client(seeded: dict[str, CampaignRun], acme: Cli
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("nope", ERIN), "No client with slug 'nope'."),
+        (("nope", ERIN), "No client with slug 'nope'. Known slugs: acme."),
         (
             ("acme", " C-ERIN"),
             "Cannot erase: the customer id must be a non-empty string without spaces around it.",

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.campaigns.models import CampaignRun
-from apps.clients.models import Client
+from apps.clients.commands import command_client
 from apps.delivery.reporting import RunReport, client_report
 
 
@@ -49,10 +49,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
         campaign_id: int | None = options["campaign"]
-        client = Client.objects.filter(slug=slug).first()
-        if client is None:
-            known = ", ".join(Client.objects.order_by("slug").values_list("slug", flat=True)[:20])
-            raise CommandError(f"No client with slug {slug!r}. Known slugs: {known or 'none'}.")
+        client = command_client(slug)
         if campaign_id is not None:
             if campaign_id < 1:
                 raise CommandError(f"--campaign must be a positive CampaignID, got {campaign_id}.")

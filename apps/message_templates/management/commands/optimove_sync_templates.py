@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.clients.models import Client
+from apps.clients.commands import command_client
 from apps.message_templates.sync import templates_reconcile
 from apps.optimove.errors import OptimoveError
 
@@ -21,9 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Print what would change; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        client = Client.objects.filter(slug=options["slug"]).first()
-        if client is None:
-            raise CommandError(f"No client with slug {options['slug']!r}.")
+        client = command_client(options["slug"])
         dry_run = options["dry_run"]
         try:
             results = templates_reconcile(client=client, dry_run=dry_run)

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.clients.models import Client
+from apps.clients.commands import command_client
 from apps.optimove.client import optimove_client_for
 from apps.optimove.errors import (
     OptimoveAuthError,
@@ -35,10 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
-        client = Client.objects.filter(slug=slug).first()
-        if client is None:
-            known = ", ".join(Client.objects.order_by("slug").values_list("slug", flat=True)[:20])
-            raise CommandError(f"No client with slug {slug!r}. Known slugs: {known or 'none'}.")
+        client = command_client(slug)
         if options["retries"] < 0:
             raise CommandError("--retries cannot be negative.")
         base = client.optimove_base_url

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.clients.models import Client
+from apps.clients.commands import command_client
 from apps.subscriptions.erasure import ErasureResult, customer_erase
 
 logger = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
-        client = Client.objects.filter(slug=slug).first()
-        if client is None:
-            raise CommandError(f"No client with slug {slug!r}.")
+        client = command_client(slug)
         try:
             result = customer_erase(client=client, customer_id=options["customer_id"])
         except ValueError as exc:

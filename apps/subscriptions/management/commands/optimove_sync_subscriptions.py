@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.clients.models import Channel, Client, ConsentSync
+from apps.clients.commands import command_client
+from apps.clients.models import Channel, ConsentSync
 from apps.subscriptions.sync import ChannelSyncResult, subscriptions_sync
 
 
@@ -48,10 +49,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
         channel_id: int | None = options["channel"]
-        client = Client.objects.filter(slug=slug).first()
-        if client is None:
-            known = ", ".join(Client.objects.order_by("slug").values_list("slug", flat=True)[:20])
-            raise CommandError(f"No client with slug {slug!r}. Known slugs: {known or 'none'}.")
+        client = command_client(slug)
         channels = client.channels.select_related("client").order_by("optimove_channel_id")
         if channel_id is not None:
             channel = channels.filter(optimove_channel_id=channel_id).first()

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from apps.clients.models import Channel, Client
+from apps.clients.commands import command_client
+from apps.clients.models import Channel
 from apps.subscriptions.models import Subscription
 
 # Rows fetched per round trip from the server-side cursor.
@@ -57,10 +58,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
         channel_id: int = options["channel"]
-        client = Client.objects.filter(slug=slug).first()
-        if client is None:
-            known = ", ".join(Client.objects.order_by("slug").values_list("slug", flat=True)[:20])
-            raise CommandError(f"No client with slug {slug!r}. Known slugs: {known or 'none'}.")
+        client = command_client(slug)
         channel = client.channels.filter(optimove_channel_id=channel_id).first()
         if channel is None:
             known = ", ".join(
