@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -128,6 +129,11 @@ _CONSENT_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]*$")
 CONSENT_SYNC_METHODS = tuple(choice.value for choice in ConsentSync)
 DEFAULT_RETENTION_DAYS = int(Client._meta.get_field("personal_data_retention_days").get_default())
 _MAX_INT = 2_147_483_647  # PostgreSQL integer
+# A JSON value in the file (provider_options, a template's payload) is configuration, not data: a few
+# levels and a few thousand values. The caps also stop a YAML file whose aliases repeat one list inside
+# another ("billion laughs"), which would otherwise be walked, and then saved, exponentially.
+MAX_JSON_DEPTH = 32
+MAX_JSON_VALUES = 10_000
 
 
 def load_document(*, text: str, filename: str = "") -> Mapping[str, Any]:
@@ -140,7 +146,7 @@ def load_document(*, text: str, filename: str = "") -> Mapping[str, Any]:
     else:
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = _parse_yaml(text)
     if not isinstance(document, Mapping):
         raise ClientFileError([f"(top level): expected a mapping of keys, got {_type_name(document)}"])
@@ -155,11 +161,19 @@ def _parse_json(text: str) -> Any:
         raise ClientFileError(
             [f"(file): not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]
         ) from None
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        raise ClientFileError(["(file): not valid JSON: a number is too long to read"]) from None
+    except RecursionError:
+        raise ClientFileError(["(file): not valid JSON: nested too deeply"]) from None
 
 
 def _parse_yaml(text: str) -> Any:
     try:
         return yaml.safe_load(text)
+    except ValueError:  # PyYAML's int() of a number of more than 4300 digits
+        raise ClientFileError(["(file): not valid YAML: a number is too long to read"]) from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ClientFileError(["(file): not valid YAML: nested too deeply"]) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -179,6 +193,24 @@ def parse_client_document(
     if reader.errors or spec is None:
         raise ClientFileError(reader.errors or ["(top level): invalid"])
     return spec
+
+
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL could not store `text`, or None. Never quotes the text (it may be a secret)."""
+    if "\x00" in text:
+        return "holds a NUL character, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds an unpaired UTF-16 surrogate, which is not text"
+    return None
+
+
+def _key_shown(key: Any) -> str:
+    """A mapping key for an error's path: as written when it is plain printable text, else its repr
+    (which shows an empty key or stray spaces, and escapes NUL, control characters and surrogates)."""
+    plain = isinstance(key, str) and key.isprintable() and key.strip() == key != ""
+    return key if plain else repr(key)
 
 
 def _type_name(value: Any) -> str:
@@ -216,7 +248,7 @@ class _Reader:
         prefix = f"{path}." if path != "(top level)" else ""
         for key in value:
             if key not in known:
-                self.error(f"{prefix}{key}", f"unknown key (expected one of {', '.join(known)})")
+                self.error(f"{prefix}{_key_shown(key)}", f"unknown key (expected one of {', '.join(known)})")
         for key in required:
             if key not in value:
                 self.error(f"{prefix}{key}", "required")
@@ -227,6 +259,10 @@ class _Reader:
     ) -> str | None:
         if not isinstance(value, str):
             self.error(path, f"expected a string, got {_type_name(value)}")
+            return None
+        problem = _unstorable(value)
+        if problem:
+            self.error(path, problem)
             return None
         if not value.strip() and not allow_empty:
             self.error(path, "must not be empty")
@@ -256,6 +292,10 @@ class _Reader:
         """A literal secret or `env:NAME`. Errors name the variable, never a value."""
         if not isinstance(value, str):
             self.error(path, f"expected a string or env:NAME, got {_type_name(value)}")
+            return None
+        problem = _unstorable(value)
+        if problem:
+            self.error(path, problem)
             return None
         if value.startswith("env:"):
             name = value[4:]
@@ -656,18 +696,42 @@ class _Reader:
         return dict(value) if len(self.errors) == errors_before else None
 
     def _check_json(self, value: Any, path: str) -> None:
-        # YAML turns 2024-05-01 into a date and allows non-string keys; the column holds JSON only.
-        if isinstance(value, Mapping):
-            for key, inner in value.items():
-                if not isinstance(key, str):
-                    self.error(path, f"key {key!r} must be a string")
-                    continue
-                self._check_json(inner, f"{path}.{key}")
-        elif isinstance(value, list):
-            for index, inner in enumerate(value):
-                self._check_json(inner, f"{path}[{index}]")
-        elif not isinstance(value, str | int | float | bool) and value is not None:
-            self.error(path, f"{_type_name(value)} is not a JSON value (quote it)")
+        # YAML turns 2024-05-01 into a date and allows non-string keys; the column holds JSON only, and
+        # PostgreSQL's JSON refuses NaN, Infinity, NUL characters and unpaired surrogates. Walked
+        # without recursion, and capped (see MAX_JSON_DEPTH), so no file can exhaust the stack or time.
+        pending: list[tuple[Any, str, int]] = [(value, path, 0)]
+        visited = 0
+        while pending:
+            item, where, depth = pending.pop()
+            visited += 1
+            if visited > MAX_JSON_VALUES:
+                self.error(path, f"holds more than {MAX_JSON_VALUES} values")
+                return
+            if depth > MAX_JSON_DEPTH:
+                self.error(path, f"is nested more than {MAX_JSON_DEPTH} levels deep")
+                return
+            if isinstance(item, Mapping):
+                children = []
+                for key, inner in item.items():
+                    if not isinstance(key, str):
+                        self.error(where, f"key {key!r} must be a string")
+                    elif problem := _unstorable(key):
+                        self.error(where, f"a key {problem}")
+                    else:
+                        children.append((inner, f"{where}.{_key_shown(key)}", depth + 1))
+                pending += reversed(children)  # popped in the file's order, so errors read in order
+            elif isinstance(item, list):
+                pending += reversed(
+                    [(inner, f"{where}[{index}]", depth + 1) for index, inner in enumerate(item)]
+                )
+            elif isinstance(item, str):
+                if problem := _unstorable(item):
+                    self.error(where, problem)
+            elif isinstance(item, float) and not math.isfinite(item):
+                shown = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
+                self.error(where, f"{shown} is not a JSON number")
+            elif not isinstance(item, int | float | bool) and item is not None:
+                self.error(where, f"{_type_name(item)} is not a JSON value (quote it)")
 
     def _provider_secrets(self, value: Any, path: str) -> dict[str, str | None] | None:
         if not isinstance(value, Mapping):
@@ -678,6 +742,10 @@ class _Reader:
         for key, raw in value.items():
             if not isinstance(key, str) or not key:
                 self.error(path, f"key {key!r} must be a non-empty string")
+                ok = False
+                continue
+            if problem := _unstorable(key):
+                self.error(path, f"a key {problem}")
                 ok = False
                 continue
             if raw is None:

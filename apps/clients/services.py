@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -339,7 +340,8 @@ def _channel_update(channel: Channel, spec: ChannelSpec) -> ObjectChange | None:
     for name, attr in _CHANNEL_FIELDS:
         old = getattr(channel, attr)
         new = dict(spec.provider_options) if attr == "provider_options" else getattr(spec, attr)
-        if old != new:
+        changed = not _same_value(old, new) if attr == "provider_options" else old != new
+        if changed:
             changes.append(FieldChange(name, f"{_show(old)} -> {_show(new)}"))
             setattr(channel, attr, new)
             update_fields.append(attr)
@@ -556,12 +558,18 @@ def _same_value(stored: Any, new: Any) -> bool:
     if isinstance(stored, bool) or isinstance(new, bool):
         return type(stored) is type(new) and stored == new
     if isinstance(stored, int | float) and isinstance(new, int | float):
-        return stored == new
+        # As the decimals the JSON column holds: 1.189254040210163e+17 is written (and stored) as that
+        # decimal, which reads back as the integer 118925404021016300, not the float's binary value.
+        return _json_number(stored) == _json_number(new)
     if isinstance(stored, dict) and isinstance(new, dict):
         return stored.keys() == new.keys() and all(_same_value(stored[k], new[k]) for k in stored)
     if isinstance(stored, list) and isinstance(new, list):
         return len(stored) == len(new) and all(_same_value(a, b) for a, b in zip(stored, new, strict=True))
     return type(stored) is type(new) and stored == new
+
+
+def _json_number(value: int | float) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def _template_value_shown(attr: str, value: Any) -> str:

@@ -609,15 +609,28 @@ def _is_constant(source: str) -> bool:
     return not any(marker in source for marker in _TAG_MARKERS)
 
 
+# Jinja parses recursively and compiles a template into Python source that Python compiles in turn:
+# a template nested deeply enough (5,000 parentheses, 300 nested ifs, 21 nested loops) breaks one of
+# their limits with a RecursionError or Python's own SyntaxError. Either is this template's syntax error.
+_TOO_DEEP = "the template is nested too deeply"
+
+
 def _parse(source: str, *, html: bool) -> nodes.Template:
-    return _environment(html=html).parse(source)
+    try:
+        return _environment(html=html).parse(source)
+    except RecursionError:
+        raise TemplateSyntaxError(_TOO_DEEP, lineno=1) from None
 
 
 def _compile(source: str, *, html: bool) -> _Part:
     if _is_constant(source):
         # What Jinja's lexer does to template text, so both paths give the same output.
         return _NEWLINES.sub("\n", source)
-    return _environment(html=html).from_string(_parse(source, html=html))
+    ast = _parse(source, html=html)
+    try:
+        return _environment(html=html).from_string(ast)
+    except (RecursionError, SyntaxError):  # not TemplateSyntaxError, which is no SyntaxError
+        raise TemplateSyntaxError(_TOO_DEEP, lineno=1) from None
 
 
 def template_source_error(source: str, *, html: bool = False) -> str | None:
@@ -937,6 +950,9 @@ def template_attribute_names(*, template: MessageTemplate) -> frozenset[str]:
             names |= _names_in(_parse(source, html=html))
         except TemplateSyntaxError as exc:
             raise TemplateRenderError(f"{part_name}: {_syntax_reason(exc)}") from None
+        except RecursionError:  # a tree Jinja could parse but its visitor cannot walk
+            too_deep = TemplateSyntaxError(_TOO_DEEP, lineno=1)
+            raise TemplateRenderError(f"{part_name}: {_syntax_reason(too_deep)}") from None
     return frozenset(names)
 
 

@@ -32,6 +32,17 @@ def _sentence(reason: str) -> str:
     return reason if reason.endswith(".") else reason + "."
 
 
+def _unstorable(text: str) -> str | None:
+    """Text PostgreSQL cannot hold (and UTF-8 cannot encode), said without quoting it."""
+    if "\x00" in text:
+        return "holds a NUL character, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds an unpaired UTF-16 surrogate, which is not text"
+    return None
+
+
 def _filled(value: str) -> bool:
     return bool(value and value.strip())
 
@@ -71,7 +82,7 @@ def _payload_errors(payload: Any, kind: str) -> list[str]:
             ]
     errors: list[str] = []
     for path, leaf in _leaves(payload, "$"):
-        reason = template_source_error(leaf)
+        reason = _unstorable(leaf) or template_source_error(leaf)
         if reason:
             errors.append(f"Payload at {path}: {reason}")
     return errors
@@ -121,6 +132,9 @@ def template_content_errors(*, template: MessageTemplate) -> dict[str, list[str]
         ("text_body", template.text_body, False),
         ("deep_link", template.deep_link, False),
     ):
+        if problem := _unstorable(source):
+            add(field, _sentence(problem))
+            continue
         if len(source.encode("utf-8")) > max_bytes:
             add(field, f"Longer than the {max_bytes}-byte limit of a rendered part.")
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,13 @@ TRIGGER_FIELDS = frozenset(
     {"eventtypeid", "timestamp", "campaignid", "channelid", "templateid", "customerid", "promocode"}
 )
 MAX_CUSTOMER_ID_LENGTH = 128
+# The columns the ids land in: EventTypeID an integer, the others bigints. A larger number is refused
+# here rather than failing the insert.
+MAX_EVENT_TYPE_ID = 2**31 - 1
+MAX_ID = 2**63 - 1
+# A notification is a flat object with the odd personalization object inside; anything much deeper is
+# refused before it reaches json.dumps and the JSON column, which have recursion limits of their own.
+MAX_BODY_DEPTH = 32
 
 
 class NotificationInvalid(ValueError):
@@ -54,32 +62,81 @@ def parse_optimove_time(value: Any, *, field: str) -> datetime:
             continue
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # Converting 0001-01-01 at +01:00 (or 9999-12-31 at -01:00) to UTC leaves the calendar.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise NotificationInvalid(f"{field} must be a date and time like '2026-03-02 12:00:00'") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _int_field(fields: dict[str, Any], name: str, *, required: bool) -> int | None:
+def _ascii_int(text: str) -> int | None:
+    """An optionally signed run of ASCII digits, else None. str.isdigit() also accepts digits int()
+    refuses ("²") or reads as another script's numerals, and int() refuses over 4300 digits."""
+    digits = text.removeprefix("-")
+    if not digits or not digits.isascii() or not digits.isdigit() or len(digits) > 4000:
+        return None
+    return int(text)
+
+
+def _int_field(fields: dict[str, Any], name: str, *, required: bool, maximum: int = MAX_ID) -> int | None:
     value = fields.get(name.lower())
     if value is None or value == "":
         if required:
             raise NotificationInvalid(f"{name} is required")
         return None
-    if isinstance(value, bool):
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        number = _ascii_int(value.strip())
+    if number is None:
         raise NotificationInvalid(f"{name} must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise NotificationInvalid(f"{name} must be an integer")
+    if not -maximum - 1 <= number <= maximum:
+        raise NotificationInvalid(f"{name} is out of range (at most {maximum})")
+    return number
+
+
+def _storable_problem(body: dict[str, Any]) -> str | None:
+    """What in the body PostgreSQL could not store, or None. Its JSON column refuses NaN and Infinity
+    (which Python's json reads, and 1e400 becomes), NUL characters and unpaired UTF-16 surrogates
+    ("\\ud800", which JSON may escape but UTF-8 cannot hold); nesting is capped too. Walked without
+    recursion, so a deep body cannot exhaust the stack here."""
+    pending: list[tuple[Any, str, int]] = [(value, str(key), 1) for key, value in body.items()]
+    pending += [(key, str(key), 1) for key in body]
+    while pending:
+        value, field, depth = pending.pop()
+        if depth > MAX_BODY_DEPTH:
+            return f"the body is nested more than {MAX_BODY_DEPTH} levels deep"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"{_shown(field)} holds a NUL character"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{_shown(field)} holds an unpaired UTF-16 surrogate"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{_shown(field)} holds a number JSON cannot carry (NaN or Infinity)"
+        elif isinstance(value, dict):
+            pending += [(item, field, depth + 1) for item in value.values()]
+            pending += [(key, field, depth + 1) for key in value]
+        elif isinstance(value, list):
+            pending += [(item, field, depth + 1) for item in value]
+    return None
+
+
+def _shown(field: str) -> str:
+    """A field's name for an error message, short; repr() escapes NUL, controls and surrogates."""
+    return repr(field[:40])
 
 
 def notification_parse(body: Any) -> ParsedNotification:
     """Field names in any case (Optimove mixes PascalCase and camelCase)."""
     if not isinstance(body, dict):
         raise NotificationInvalid("the body must be a JSON object")
+    problem = _storable_problem(body)
+    if problem:
+        raise NotificationInvalid(problem)
     fields = {str(key).lower(): value for key, value in body.items()}
-    event_type_id = _int_field(fields, "EventTypeID", required=True)
+    event_type_id = _int_field(fields, "EventTypeID", required=True, maximum=MAX_EVENT_TYPE_ID)
     assert event_type_id is not None
     campaign_id = _int_field(fields, "CampaignID", required=event_type_id in NEEDS_CAMPAIGN)
     channel_id = _int_field(fields, "ChannelID", required=False)
@@ -149,9 +206,9 @@ def _attribute_text(value: Any) -> str:
 
 def _resolve_channel(client: Client, parsed: ParsedNotification, url_channel: str) -> Channel | None:
     channel_id = parsed.channel_id
-    if channel_id is None and url_channel.isdigit():
-        channel_id = int(url_channel)  # a notification without ChannelID belongs to the URL's channel
     if channel_id is None:
+        channel_id = _ascii_int(url_channel)  # a notification without ChannelID: the URL's channel
+    if channel_id is None or not 0 <= channel_id <= MAX_ID:
         return None
     return listener_channel_get(client=client, optimove_channel_id=channel_id)
 
@@ -160,6 +217,8 @@ def notification_receive(*, client: Client, url_channel: str, body: dict[str, An
     """Records the notification and acts on it. Raises NotificationInvalid (nothing recorded) for a bad
     body. Paging and cancellation work is enqueued after commit; this answers in milliseconds."""
     parsed = notification_parse(body)
+    if "\x00" in url_channel:  # %00 in the URL; the text column cannot hold it
+        raise NotificationInvalid("the channel in the URL holds a NUL character")
     with transaction.atomic():
         channel = _resolve_channel(client, parsed, url_channel)
         notification = Notification(

@@ -38,6 +38,10 @@ def listener(request: HttpRequest, client_slug: str, channel: str) -> JsonRespon
         body: Any = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return _error(400, "the body must be JSON")
+    except ValueError:  # an integer of more than 4300 digits, which int() refuses to read
+        return _error(400, "the body must be JSON with numbers of a readable size")
+    except RecursionError:  # 64 KB of "[" is valid JSON nested deeper than the parser goes
+        return _error(400, "the body must be JSON nested less deeply")
     try:
         notification = notification_receive(client=client, url_channel=channel, body=body)
     except NotificationInvalid as exc:
