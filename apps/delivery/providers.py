@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.views import View
 
 from apps.clients.models import Channel
+from apps.core.jsonsafe import JsonBodyInvalid, json_body_load, unstorable_problem
 from apps.delivery.models import DeliveryEventType
 from apps.delivery.services import ProviderEvent
 from apps.delivery.tracking import public_url
@@ -99,7 +100,9 @@ def anymail_tracking_received(sender: object, event: Any, esp_name: str, **kwarg
 
 def anymail_event_map(event: Any, *, esp: str) -> tuple[ProviderEvent, int | None] | None:
     """An `AnymailTrackingEvent` as our ProviderEvent and our own message id (from the metadata the
-    email backend attached), or None for event types we do not record."""
+    email backend attached), or None for event types we do not record. Raises ProviderPayloadInvalid
+    for an event PostgreSQL could not store (the wrapper view answers 400 and stores none of the call's
+    events)."""
     kind = ANYMAIL_EVENT_TYPES.get(str(getattr(event, "event_type", "") or ""))
     if kind is None:
         return None
@@ -108,16 +111,31 @@ def anymail_event_map(event: Any, *, esp: str) -> tuple[ProviderEvent, int | Non
         occurred = timezone.now()
     elif timezone.is_naive(occurred):
         occurred = timezone.make_aware(occurred, UTC)
+    try:
+        occurred = occurred.astimezone(UTC)
+    except OverflowError:  # year 1 at +05:00 (or 9999-12-31 at -05:00) leaves the calendar in UTC
+        raise ProviderPayloadInvalid(
+            "the event's time is outside the calendar once converted to UTC"
+        ) from None
     metadata = getattr(event, "metadata", None)
     our_id = _message_pk(metadata.get("message_id")) if isinstance(metadata, Mapping) else None
     raw = _jsonable(getattr(event, "esp_event", None))
+    provider_message_id = str(getattr(event, "message_id", None) or "")
+    url = str(getattr(event, "click_url", None) or "")
+    provider_event_id = _stable_event_id(esp, event, raw)
+    # Mostly read from the raw event (checked in _jsonable), but anymail may derive them otherwise.
+    problem = unstorable_problem(
+        {"message_id": provider_message_id, "click_url": url, "event_id": provider_event_id}
+    )
+    if problem:
+        raise ProviderPayloadInvalid(problem)
     provider_event = ProviderEvent(
         provider=f"anymail:{esp}",
-        provider_message_id=str(getattr(event, "message_id", None) or ""),
+        provider_message_id=provider_message_id,
         event=kind,
-        occurred_at=occurred.astimezone(UTC),
-        provider_event_id=_stable_event_id(esp, event, raw),
-        url=str(getattr(event, "click_url", None) or ""),
+        occurred_at=occurred,
+        provider_event_id=provider_event_id,
+        url=url,
         raw=raw,
     )
     return provider_event, our_id
@@ -145,9 +163,14 @@ def _message_pk(value: object) -> int | None:
 
 
 def _jsonable(value: object) -> dict[str, Any]:
-    """The provider's raw event as a JSON object for the admin (a form post becomes its fields)."""
+    """The provider's raw event as a JSON object for the admin (a form post becomes its fields).
+    Raises ProviderPayloadInvalid for what the JSON column cannot store (checked before json.dumps,
+    which a deep value would exhaust)."""
     if isinstance(value, QueryDict):
-        return {key: values[0] if len(values) == 1 else values for key, values in value.lists()}
+        value = {key: values[0] if len(values) == 1 else values for key, values in value.lists()}
+    problem = unstorable_problem(value) if isinstance(value, Mapping | list) else None
+    if problem:
+        raise ProviderPayloadInvalid(problem)
     if isinstance(value, Mapping):
         loaded = json.loads(json.dumps(value, default=str))
         return loaded if isinstance(loaded, dict) else {}
@@ -264,8 +287,16 @@ def twilio_signature_valid(*, request: HttpRequest, secrets: Mapping[str, Any]) 
     return any(validator.validate(url, request.POST, signature, algorithm) for url in candidates)
 
 
+def _twilio_fields_check(fields: QueryDict) -> None:
+    """Form fields can carry NUL (%00), which no text or JSON column holds."""
+    problem = unstorable_problem(dict(fields.lists()))
+    if problem:
+        raise ProviderPayloadInvalid(problem)
+
+
 def twilio_status_event(fields: QueryDict) -> ProviderEvent | None:
     """The status callback as a ProviderEvent, or None for a status we do not record."""
+    _twilio_fields_check(fields)
     sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
     status = (fields.get("MessageStatus") or fields.get("SmsStatus") or "").lower()
     if not sid or not status:
@@ -316,6 +347,7 @@ class TwilioInbound:
 def twilio_inbound_parse(fields: QueryDict) -> TwilioInbound:
     """An incoming message's sender and the opt-out or opt-in keyword it carries. Twilio's OptOutType
     wins over our own reading of the body: it also covers keywords the client set up at Twilio."""
+    _twilio_fields_check(fields)
     sender = (fields.get("From") or "").strip()
     if not sender or not (fields.get("MessageSid") or fields.get("SmsSid")):
         raise ProviderPayloadInvalid("a Twilio incoming message needs From and MessageSid")
@@ -338,9 +370,9 @@ def webhook_receipts_parse(body: bytes) -> list[ProviderEvent]:
     each event's `provider_message_id` is the Idempotency-Key of the message it is about. Raises
     ProviderPayloadInvalid naming the first problem."""
     try:
-        data: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProviderPayloadInvalid("the body must be JSON") from None
+        data: Any = json_body_load(body)
+    except JsonBodyInvalid as exc:
+        raise ProviderPayloadInvalid(str(exc)) from None
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ProviderPayloadInvalid("the list of receipts is empty")
@@ -353,6 +385,10 @@ def _receipt(item: Any, index: int | None) -> ProviderEvent:
     where = f"receipt {index}: " if index is not None else ""
     if not isinstance(item, dict):
         raise ProviderPayloadInvalid(f"{where}a receipt must be a JSON object")
+    # The whole receipt is kept as the event's raw JSON, and id and url land in text columns.
+    problem = unstorable_problem(item)
+    if problem:
+        raise ProviderPayloadInvalid(f"{where}{problem}")
     key = item.get("id")
     if not isinstance(key, str) or not key or len(key) > MAX_ID_LENGTH:
         raise ProviderPayloadInvalid(
@@ -364,13 +400,22 @@ def _receipt(item: Any, index: int | None) -> ProviderEvent:
     if event not in choices:
         raise ProviderPayloadInvalid(f"{where}event must be one of {', '.join(choices)}")
     raw_time = item.get("occurred_at")
-    occurred = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+    try:
+        occurred = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+    except ValueError:  # well-formed but no such date, e.g. month 13
+        occurred = None
     if occurred is None:
         raise ProviderPayloadInvalid(
             f"{where}occurred_at must be an ISO 8601 time, e.g. 2026-03-02T10:00:00Z"
         )
     if timezone.is_naive(occurred):
         raise ProviderPayloadInvalid(f"{where}occurred_at needs a time zone (Z or +hh:mm)")
+    try:
+        occurred = occurred.astimezone(UTC)
+    except OverflowError:  # year 1 at +05:00 leaves the calendar in UTC
+        raise ProviderPayloadInvalid(
+            f"{where}occurred_at is outside the calendar once converted to UTC"
+        ) from None
     if occurred > timezone.now() + FUTURE_TOLERANCE:
         raise ProviderPayloadInvalid(f"{where}occurred_at is in the future")
     url = item.get("url", "")
@@ -383,7 +428,7 @@ def _receipt(item: Any, index: int | None) -> ProviderEvent:
         provider="webhook",
         provider_message_id=key,
         event=DeliveryEventType(event),
-        occurred_at=occurred.astimezone(UTC),
+        occurred_at=occurred,
         provider_event_id=f"{key}:{event_id}" if event_id else "",
         url=url,
         raw=item,

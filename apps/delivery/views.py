@@ -125,6 +125,16 @@ def anymail_tracking(request: HttpRequest, client_slug: str, channel_id: int, es
             return _error(403, reason)
         except AnymailConfigurationError as exc:  # e.g. an inbound webhook pointed at the tracking URL
             return _error(400, str(exc).splitlines()[0] if str(exc) else "not a tracking event")
+        except ProviderPayloadInvalid as exc:  # from our signal receiver: an event we could not store
+            return _error(400, f"the anymail:{esp} event cannot be stored: {exc}")
+        except RecursionError:
+            # anymail's json.loads on 5,000 "[": Mailgun parses before it checks the signature, so
+            # this may be unauthenticated; nothing is stored either way.
+            return _error(400, "the body must be JSON nested less deeply")
+        except (OverflowError, OSError):
+            # datetime.fromtimestamp() of an event time past the calendar (2**63, "Infinity": Overflow;
+            # 1e17: OSError EOVERFLOW). Nothing in anymail's view does I/O, so no other OSError is hidden.
+            return _error(400, f"the anymail:{esp} event's time is outside the calendar")
         except (ValueError, KeyError, TypeError, AttributeError):
             return _error(400, f"the body is not an anymail:{esp} tracking event")
     if request.method != "POST" or response.status_code != 200:

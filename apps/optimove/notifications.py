@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from apps.campaigns import services as campaigns
 from apps.campaigns.services import RealtimeTrigger
 from apps.clients.models import Channel, Client
 from apps.clients.selectors import listener_channel_get
+from apps.core.jsonsafe import MAX_JSON_DEPTH, unstorable_problem
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
 
@@ -33,8 +33,8 @@ MAX_CUSTOMER_ID_LENGTH = 128
 MAX_EVENT_TYPE_ID = 2**31 - 1
 MAX_ID = 2**63 - 1
 # A notification is a flat object with the odd personalization object inside; anything much deeper is
-# refused before it reaches json.dumps and the JSON column, which have recursion limits of their own.
-MAX_BODY_DEPTH = 32
+# refused (apps.core.jsonsafe).
+MAX_BODY_DEPTH = MAX_JSON_DEPTH
 
 
 class NotificationInvalid(ValueError):
@@ -95,44 +95,11 @@ def _int_field(fields: dict[str, Any], name: str, *, required: bool, maximum: in
     return number
 
 
-def _storable_problem(body: dict[str, Any]) -> str | None:
-    """What in the body PostgreSQL could not store, or None. Its JSON column refuses NaN and Infinity
-    (which Python's json reads, and 1e400 becomes), NUL characters and unpaired UTF-16 surrogates
-    ("\\ud800", which JSON may escape but UTF-8 cannot hold); nesting is capped too. Walked without
-    recursion, so a deep body cannot exhaust the stack here."""
-    pending: list[tuple[Any, str, int]] = [(value, str(key), 1) for key, value in body.items()]
-    pending += [(key, str(key), 1) for key in body]
-    while pending:
-        value, field, depth = pending.pop()
-        if depth > MAX_BODY_DEPTH:
-            return f"the body is nested more than {MAX_BODY_DEPTH} levels deep"
-        if isinstance(value, str):
-            if "\x00" in value:
-                return f"{_shown(field)} holds a NUL character"
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"{_shown(field)} holds an unpaired UTF-16 surrogate"
-        elif isinstance(value, float) and not math.isfinite(value):
-            return f"{_shown(field)} holds a number JSON cannot carry (NaN or Infinity)"
-        elif isinstance(value, dict):
-            pending += [(item, field, depth + 1) for item in value.values()]
-            pending += [(key, field, depth + 1) for key in value]
-        elif isinstance(value, list):
-            pending += [(item, field, depth + 1) for item in value]
-    return None
-
-
-def _shown(field: str) -> str:
-    """A field's name for an error message, short; repr() escapes NUL, controls and surrogates."""
-    return repr(field[:40])
-
-
 def notification_parse(body: Any) -> ParsedNotification:
     """Field names in any case (Optimove mixes PascalCase and camelCase)."""
     if not isinstance(body, dict):
         raise NotificationInvalid("the body must be a JSON object")
-    problem = _storable_problem(body)
+    problem = unstorable_problem(body, max_depth=MAX_BODY_DEPTH)
     if problem:
         raise NotificationInvalid(problem)
     fields = {str(key).lower(): value for key, value in body.items()}

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from apps.clients.selectors import listener_client_get
+from apps.core.jsonsafe import JsonBodyInvalid, json_body_load
 from apps.optimove.notifications import NotificationInvalid, notification_receive
 
 logger = logging.getLogger(__name__)
@@ -35,13 +35,9 @@ def listener(request: HttpRequest, client_slug: str, channel: str) -> JsonRespon
     if len(request.body) > MAX_BODY_BYTES:
         return _error(400, "the body is too large for a notification")
     try:
-        body: Any = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error(400, "the body must be JSON")
-    except ValueError:  # an integer of more than 4300 digits, which int() refuses to read
-        return _error(400, "the body must be JSON with numbers of a readable size")
-    except RecursionError:  # 64 KB of "[" is valid JSON nested deeper than the parser goes
-        return _error(400, "the body must be JSON nested less deeply")
+        body: Any = json_body_load(request.body)
+    except JsonBodyInvalid as exc:
+        return _error(400, str(exc))
     try:
         notification = notification_receive(client=client, url_channel=channel, body=body)
     except NotificationInvalid as exc:
