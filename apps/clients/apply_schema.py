@@ -36,6 +36,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
 
 from apps.clients.models import Channel, ChannelKind, Client, ConsentSync, ScheduledEventType
+from apps.core.jsonsafe import text_unstorable
 from apps.message_templates.models import MessageTemplate
 from apps.message_templates.validation import template_content_errors
 
@@ -195,17 +196,6 @@ def parse_client_document(
     return spec
 
 
-def _unstorable(text: str) -> str | None:
-    """Why PostgreSQL could not store `text`, or None. Never quotes the text (it may be a secret)."""
-    if "\x00" in text:
-        return "holds a NUL character, which cannot be stored"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds an unpaired UTF-16 surrogate, which is not text"
-    return None
-
-
 def _key_shown(key: Any) -> str:
     """A mapping key for an error's path: as written when it is plain printable text, else its repr
     (which shows an empty key or stray spaces, and escapes NUL, control characters and surrogates)."""
@@ -260,7 +250,7 @@ class _Reader:
         if not isinstance(value, str):
             self.error(path, f"expected a string, got {_type_name(value)}")
             return None
-        problem = _unstorable(value)
+        problem = text_unstorable(value)
         if problem:
             self.error(path, problem)
             return None
@@ -293,7 +283,7 @@ class _Reader:
         if not isinstance(value, str):
             self.error(path, f"expected a string or env:NAME, got {_type_name(value)}")
             return None
-        problem = _unstorable(value)
+        problem = text_unstorable(value)
         if problem:
             self.error(path, problem)
             return None
@@ -715,7 +705,7 @@ class _Reader:
                 for key, inner in item.items():
                     if not isinstance(key, str):
                         self.error(where, f"key {key!r} must be a string")
-                    elif problem := _unstorable(key):
+                    elif problem := text_unstorable(key):
                         self.error(where, f"a key {problem}")
                     else:
                         children.append((inner, f"{where}.{_key_shown(key)}", depth + 1))
@@ -725,7 +715,7 @@ class _Reader:
                     [(inner, f"{where}[{index}]", depth + 1) for index, inner in enumerate(item)]
                 )
             elif isinstance(item, str):
-                if problem := _unstorable(item):
+                if problem := text_unstorable(item):
                     self.error(where, problem)
             elif isinstance(item, float) and not math.isfinite(item):
                 shown = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
@@ -744,7 +734,7 @@ class _Reader:
                 self.error(path, f"key {key!r} must be a non-empty string")
                 ok = False
                 continue
-            if problem := _unstorable(key):
+            if problem := text_unstorable(key):
                 self.error(path, f"a key {problem}")
                 ok = False
                 continue

@@ -18,6 +18,18 @@ from typing import Any
 MAX_JSON_DEPTH = 32
 
 
+def text_unstorable(text: str) -> str | None:
+    """Why PostgreSQL could not store `text` ("holds ..."), or None. Never quotes the text (it may be a
+    secret or personal data)."""
+    if "\x00" in text:
+        return "holds a NUL character, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds an unpaired UTF-16 surrogate, which is not text"
+    return None
+
+
 class JsonBodyInvalid(ValueError):
     """The body is not JSON we can read; the message says why, for a 400."""
 
@@ -47,12 +59,8 @@ def unstorable_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | 
         if depth > max_depth:
             return f"the body is nested more than {max_depth} levels deep"
         if isinstance(item, str):
-            if "\x00" in item:
-                return f"{field or 'the body'} holds a NUL character"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return f"{field or 'the body'} holds an unpaired UTF-16 surrogate"
+            if (problem := text_unstorable(item)) is not None:
+                return f"{field or 'the body'} {problem.split(',')[0]}"
         elif isinstance(item, float) and not math.isfinite(item):
             return f"{field or 'the body'} holds a number JSON cannot carry (NaN or Infinity)"
         elif isinstance(item, Mapping):

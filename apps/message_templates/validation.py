@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from apps.clients.models import ChannelKind
+from apps.core.jsonsafe import text_unstorable
 from apps.message_templates.rendering import template_source_error
 
 if TYPE_CHECKING:
@@ -30,17 +31,6 @@ _REQUIRED_BY_KIND: dict[str, tuple[str, str]] = {
 def _sentence(reason: str) -> str:
     reason = reason[:1].upper() + reason[1:]
     return reason if reason.endswith(".") else reason + "."
-
-
-def _unstorable(text: str) -> str | None:
-    """Text PostgreSQL cannot hold (and UTF-8 cannot encode), said without quoting it."""
-    if "\x00" in text:
-        return "holds a NUL character, which cannot be stored"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds an unpaired UTF-16 surrogate, which is not text"
-    return None
 
 
 def _filled(value: str) -> bool:
@@ -82,7 +72,7 @@ def _payload_errors(payload: Any, kind: str) -> list[str]:
             ]
     errors: list[str] = []
     for path, leaf in _leaves(payload, "$"):
-        reason = _unstorable(leaf) or template_source_error(leaf)
+        reason = text_unstorable(leaf) or template_source_error(leaf)
         if reason:
             errors.append(f"Payload at {path}: {reason}")
     return errors
@@ -132,7 +122,7 @@ def template_content_errors(*, template: MessageTemplate) -> dict[str, list[str]
         ("text_body", template.text_body, False),
         ("deep_link", template.deep_link, False),
     ):
-        if problem := _unstorable(source):
+        if problem := text_unstorable(source):
             add(field, _sentence(problem))
             continue
         if len(source.encode("utf-8")) > max_bytes:
