@@ -17,11 +17,19 @@ def _preload_send_path(**kwargs: object) -> None:
     """Imports the send path (channel backends with their provider libraries, the template sandbox)
     in the worker's main process, before the pool forks: otherwise every child pays for those imports
     in its first send batch, seconds of CPU at once, just when a wave of messages falls due."""
+    from django.urls import reverse
+
     from apps.channels.registry import known_providers
     from apps.message_templates.rendering import template_source_error
+    from apps.metrics import recorders  # noqa: F401 (prometheus_client, the send path's counters)
+    from apps.subscriptions.unsubscribe import unsubscribe_token
 
     known_providers()
     template_source_error("{{ warm | default('up') }}", html=True)
+    # Every campaign email carries sealed unsubscribe links: derive the token key and fill Django's URL
+    # resolver once, here, rather than in each child's first batch.
+    token = unsubscribe_token(client_id=0, channel_id=0, customer_id="warm-up", message_id=0)
+    reverse("subscriptions-unsubscribe", kwargs={"client_slug": "warm-up", "channel_id": 1, "token": token})
 
 
 # --- metrics (apps.metrics): prometheus_client's bookkeeping when a pool child exits ---
