@@ -15,6 +15,7 @@ platform's own /t/ links alone, so an unsubscribe link is never turned into a cl
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
@@ -128,8 +129,19 @@ class UnsubscribeLinks:
     one_click_url: str  # the List-Unsubscribe header's URL (RFC 8058 one-click POST)
 
 
-def _public_url(path: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}{path}"
+_PLACEHOLDER = "PLACEHOLDER"
+
+
+@functools.lru_cache(maxsize=1024)
+def _link_shapes(base_url: str, client_slug: str, channel_id: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The page and one-click URLs of one channel, each split around the token's place: reversed once
+    per channel, not twice per email (a campaign email's links cost a tenth of them then)."""
+    kwargs = {"client_slug": client_slug, "channel_id": channel_id, "token": _PLACEHOLDER}
+    shapes = []
+    for name in ("subscriptions-unsubscribe", "subscriptions-one-click"):
+        before, _, after = f"{base_url}{reverse(name, kwargs=kwargs)}".rpartition(_PLACEHOLDER)
+        shapes.append((before, after))
+    return shapes[0], shapes[1]
 
 
 def unsubscribe_links_for(*, channel: Channel, customer_id: str, message_id: int) -> UnsubscribeLinks | None:
@@ -137,16 +149,13 @@ def unsubscribe_links_for(*, channel: Channel, customer_id: str, message_id: int
     channels that are not email."""
     if channel.kind != ChannelKind.EMAIL:
         return None
-    kwargs = {
-        "client_slug": channel.client.slug,
-        "channel_id": channel.optimove_channel_id,
-        "token": unsubscribe_token(
-            client_id=channel.client_id, channel_id=channel.pk, customer_id=customer_id, message_id=message_id
-        ),
-    }
+    token = unsubscribe_token(
+        client_id=channel.client_id, channel_id=channel.pk, customer_id=customer_id, message_id=message_id
+    )
+    # A sealed token is URL-safe base64: reverse() would put it in the path unchanged.
+    page, one_click = _link_shapes(settings.PUBLIC_BASE_URL, channel.client.slug, channel.optimove_channel_id)
     return UnsubscribeLinks(
-        page_url=_public_url(reverse("subscriptions-unsubscribe", kwargs=kwargs)),
-        one_click_url=_public_url(reverse("subscriptions-one-click", kwargs=kwargs)),
+        page_url=f"{page[0]}{token}{page[1]}", one_click_url=f"{one_click[0]}{token}{one_click[1]}"
     )
 
 

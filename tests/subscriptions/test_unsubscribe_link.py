@@ -250,3 +250,30 @@ def test_only_email_gets_unsubscribe_links(email: Channel, sms: Channel) -> None
     links = unsubscribe_links_for(channel=email, customer_id=CUSTOMER, message_id=1)
     assert links is not None
     assert links.one_click_url == f"{links.page_url}/one-click"
+
+
+def test_links_are_the_routes_reversed_for_each_token_and_follow_the_public_address(
+    email: Channel, settings: Any
+) -> None:
+    # The URL shapes are reversed once per channel and reused: each email still gets its own token in
+    # exactly the path reverse() would give, and a changed PUBLIC_BASE_URL is used at once.
+    from django.urls import reverse
+
+    first = unsubscribe_links_for(channel=email, customer_id=CUSTOMER, message_id=1)
+    second = unsubscribe_links_for(channel=email, customer_id="other", message_id=2)
+    assert first is not None
+    assert second is not None
+    assert first.page_url != second.page_url
+    for links in (first, second):
+        token = links.page_url.rsplit("/", 1)[1]
+        kwargs = {"client_slug": email.client.slug, "channel_id": email.optimove_channel_id, "token": token}
+        assert links.page_url == settings.PUBLIC_BASE_URL + reverse(
+            "subscriptions-unsubscribe", kwargs=kwargs
+        )
+        assert links.one_click_url == settings.PUBLIC_BASE_URL + reverse(
+            "subscriptions-one-click", kwargs=kwargs
+        )
+    settings.PUBLIC_BASE_URL = "https://links.example.test"
+    moved = unsubscribe_links_for(channel=email, customer_id=CUSTOMER, message_id=3)
+    assert moved is not None
+    assert moved.page_url.startswith("https://links.example.test/t/u/")
