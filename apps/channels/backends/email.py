@@ -19,7 +19,6 @@ import pkgutil
 import re
 import smtplib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from email.utils import parseaddr
 from typing import Any, ClassVar
 
@@ -44,6 +43,7 @@ from apps.channels.base import (
     whole_number_option_errors,
 )
 from apps.channels.registry import register_backend
+from apps.core.threads import io_map
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 _MESSAGE_ID_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,48}$")
@@ -173,8 +173,8 @@ class _EmailBackend(ChannelBackend):
         if width == 1:
             return self._send_over(self._lanes[0], messages)
         shares = [messages[i::width] for i in range(width)]
-        with ThreadPoolExecutor(max_workers=width) as pool:
-            parts = list(pool.map(self._send_over, self._lanes[:width], shares))
+        lanes = self._lanes[:width]
+        parts = io_map(lambda i: self._send_over(lanes[i], shares[i]), range(width), width=width)
         results: list[SendResult] = [None] * len(messages)  # type: ignore[list-item]
         for i, part in enumerate(parts):
             results[i::width] = part

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -48,6 +47,7 @@ from apps.channels.base import (
 from apps.channels.registry import register_backend
 from apps.channels.signatures import webhook_signature
 from apps.core.http import TimeoutSession
+from apps.core.threads import io_map
 
 RESERVED_HEADERS = frozenset(
     {"idempotency-key", "x-partner-timestamp", "x-partner-signature", "content-type", "content-length"}
@@ -110,11 +110,8 @@ class WebhookBackend(ChannelBackend):
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         self.open()
-        if self._concurrency <= 1 or len(messages) <= 1:
-            return [self._send_one(message) for message in messages]
-        # One result per message, in order (map keeps the order); _send_one never raises.
-        with ThreadPoolExecutor(max_workers=min(self._concurrency, len(messages))) as pool:
-            return list(pool.map(self._send_one, messages))
+        # One result per message, in order; _send_one never raises.
+        return io_map(self._send_one, messages, width=self._concurrency)
 
     def body_for(self, message: OutboundMessage) -> bytes:
         content = message.content
