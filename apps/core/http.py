@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,6 +25,7 @@ class TimeoutSession(requests.Session):
             bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
             if bundle:
                 self.verify = bundle
+        self._environments: dict[str, dict[str, Any]] = {}
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
@@ -30,3 +33,22 @@ class TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
         return super().request(method, url, *args, **kwargs)
+
+    def post_unredirected(
+        self, url: str, *, data: bytes, headers: Mapping[str, str], timeout: float | None = None
+    ) -> requests.Response:
+        """A POST that never follows a redirect, sent straight through the mounted adapter: the same
+        pooled connections, TLS verification and proxies as `post()`, without the session's per-call
+        cookie, hook and redirect machinery, about a third of a request's CPU on a fast network. For
+        senders of many requests (webhooks). Raises what `post()` raises."""
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        environment = self._environments.get(origin)
+        if environment is None:
+            if len(self._environments) > 1000:  # per-customer webhook URLs: keep the cache bounded
+                self._environments.clear()
+            # Proxies (NO_PROXY is per host) and the CA bundle, as post() would find them.
+            environment = dict(self.merge_environment_settings(origin, {}, None, self.verify, self.cert))
+            self._environments[origin] = environment
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method="POST", url=url, headers={**self.headers, **headers}, data=data)
+        return self.get_adapter(url).send(prepared, timeout=timeout or self.default_timeout, **environment)

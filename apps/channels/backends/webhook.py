@@ -74,7 +74,7 @@ class WebhookBackend(ChannelBackend):
         self._secret: str = self.secrets["signing_secret"]
         self._url = string_option(self.options, "url")
         self._extra_headers = {str(k): str(v) for k, v in (self.options.get("headers") or {}).items()}
-        self._session: requests.Session | None = None
+        self._session: TimeoutSession | None = None
         # Requests in flight at once within a batch: a receiver's latency overlaps instead of adding up.
         self._concurrency = int(self.options.get("concurrency") or DEFAULT_CONCURRENCY)
 
@@ -145,9 +145,7 @@ class WebhookBackend(ChannelBackend):
         assert self._session is not None
         try:
             # Redirects are not followed: a POST turned into a GET elsewhere is not a delivery.
-            response = self._session.post(
-                url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
+            response = self._session.post_unredirected(url, data=body, headers=headers, timeout=self.timeout)
         except requests.Timeout:
             return retry(message, f"webhook timed out after {self.timeout:g}s")
         except requests.ConnectionError:
