@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.campaigns.audience import AudiencePage
+from apps.campaigns.audience import AudiencePage, AudienceRow
 from apps.campaigns.keys import realtime_message_key, scheduled_message_key
 from apps.campaigns.models import (
     ACTIVE_RUN_STATES,
@@ -381,32 +381,12 @@ def campaign_run_fetch_page(
                 update_fields=["paging_done", "state", "last_progress_at", "paging_attempts", "updated_at"]
             )
             return PageOutcome(done=True)
-        messages = [
-            Message(
-                run_id=run.pk,
-                customer_id=row.customer_id,
-                template_id=row.template_id,
-                idempotency_key=scheduled_message_key(
-                    client_id=run.client_id,
-                    channel_id=run.channel_id,
-                    campaign_id=run.campaign_id,
-                    customer_id=row.customer_id,
-                ),
-                send_at=row.send_at or now,
-                due_at=row.send_at or now,
-                attributes=row.attributes,
-                history=[{"status": MessageStatus.PENDING.value, "at": now.isoformat()}],
-            )
-            for row in page.rows
-        ]
-        # Repeats (a page stored before a crash, or a customer listed twice) are ignored by the unique
-        # key; count only what is new so the run's totals stay exact.
-        keys = {m.idempotency_key for m in messages}
-        already = Message.objects.filter(run_id=run.pk, idempotency_key__in=keys).count()
-        Message.objects.bulk_create(messages, batch_size=2000, ignore_conflicts=True)
+        # Repeats (a page stored before a crash, or a customer listed twice) are skipped by the unique
+        # key, and only what is new counts, so the run's totals stay exact.
+        stored = _page_store(run=run, rows=page.rows, now=now)
         locked.cursor_skip = skip + len(page.rows)
         locked.pages_fetched += 1
-        locked.fetched_count += len(keys) - already
+        locked.fetched_count += stored
         locked.last_progress_at = now
         locked.paging_attempts = 0
         locked.save(
@@ -426,6 +406,62 @@ def campaign_run_fetch_page(
             # dispatcher task queued behind other pages.
             transaction.on_commit(_dispatch_now)
     return PageOutcome(stored=len(page.rows))
+
+
+# A page arrives as up to OPTIMOVE_PAGE_SIZE (10,000) rows. They are copied into a temporary table and
+# inserted from there in one statement: COPY takes a fraction of the CPU of the ORM's bulk_create, and
+# the INSERT keeps ON CONFLICT, which COPY lacks. The table lives for the database session; it is
+# emptied before each page (a test's never-committed transaction stores several) and at each commit.
+_PAGE_TABLE = "campaigns_page_in"
+_PAGE_TABLE_CREATE = f"""
+    CREATE TEMPORARY TABLE IF NOT EXISTS {_PAGE_TABLE} (
+        customer_id text NOT NULL,
+        template_id bigint NOT NULL,
+        idempotency_key text NOT NULL,
+        send_at timestamptz NOT NULL,
+        attributes jsonb NOT NULL
+    ) ON COMMIT DELETE ROWS
+"""
+_PAGE_INSERT = f"""
+    INSERT INTO campaigns_message (
+        run_id, customer_id, template_id, idempotency_key, send_at, due_at, attributes, status, attempts,
+        provider_message_id, error, history, delivery_state
+    )
+    SELECT %s, customer_id, template_id, idempotency_key, send_at, send_at, attributes, 'pending', 0, '',
+           '', jsonb_build_array(jsonb_build_object('status', 'pending', 'at', %s::text)), ''
+      FROM {_PAGE_TABLE}
+    ON CONFLICT DO NOTHING
+"""  # noqa: S608 (a constant table name)
+
+
+def _page_store(*, run: CampaignRun, rows: Sequence[AudienceRow], now: datetime) -> int:
+    """Stores a page's rows as pending messages of the run, inside the caller's transaction; returns how
+    many were new."""
+    assert connection.in_atomic_block, "the temporary table is emptied at each commit"
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    with connection.cursor() as cursor:
+        cursor.execute(_PAGE_TABLE_CREATE)
+        cursor.execute(f"TRUNCATE {_PAGE_TABLE}")
+        with cursor.cursor.copy(
+            f"COPY {_PAGE_TABLE} (customer_id, template_id, idempotency_key, send_at, attributes) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(
+                    (
+                        row.customer_id,
+                        row.template_id,
+                        scheduled_message_key(
+                            client_id=run.client_id,
+                            channel_id=run.channel_id,
+                            campaign_id=run.campaign_id,
+                            customer_id=row.customer_id,
+                        ),
+                        row.send_at or now,
+                        dumps(row.attributes),
+                    )
+                )
+        cursor.execute(_PAGE_INSERT, [run.pk, now.isoformat()])
+        return int(cursor.rowcount)
 
 
 def campaign_run_paging_failed(*, run_id: int, reason: str) -> None:

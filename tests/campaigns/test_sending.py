@@ -15,6 +15,7 @@ from django.db.models import Count
 
 from apps.campaigns import services
 from apps.campaigns.audience import AudiencePage, AudienceRow
+from apps.campaigns.keys import scheduled_message_key
 from apps.campaigns.models import CampaignRun, Message, MessageStatus, RunState
 from apps.channels.signatures import webhook_verify
 from apps.clients.models import Channel, ChannelKind, Client
@@ -361,6 +362,53 @@ def test_paging_stores_a_page_and_moves_the_cursor_together(channel: Channel) ->
         "c2",
         "c3",
     ]
+
+
+def test_a_stored_page_keeps_every_value_and_one_run_never_gets_anothers_rows(channel: Channel) -> None:
+    # Pages are copied through a session's temporary table: two runs' pages stored in one transaction
+    # (as in this test) must not mix, and a customer listed twice in one page is stored once.
+    first, second = (
+        CampaignRun.objects.create(
+            client=channel.client, channel=channel, campaign_id=c, state=RunState.PAGING
+        )
+        for c in (7, 8)
+    )
+    at = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+    rows = {
+        first.pk: (
+            AudienceRow("a", 14, at, {"FirstName": "Zoë", "Note": 'quote " tab\t back\\'}),
+            AudienceRow("b", 15, None, {}),
+            AudienceRow("a", 14, at, {"FirstName": "again"}),
+        ),
+        second.pk: (AudienceRow("z", 16, at, {"FirstName": "Zed"}),),
+    }
+
+    def fetch(run: CampaignRun, skip: int, top: int) -> AudiencePage:
+        return AudiencePage(skip=skip, rows=rows[run.pk] if skip == 0 else ())
+
+    before = datetime.now(UTC)
+    assert services.campaign_run_fetch_page(run_id=first.pk, fetch=fetch, page_size=10).stored == 3
+    assert services.campaign_run_fetch_page(run_id=second.pk, fetch=fetch, page_size=10).stored == 1
+    assert CampaignRun.objects.get(pk=first.pk).fetched_count == 2
+    assert CampaignRun.objects.get(pk=second.pk).fetched_count == 1
+    a, b = Message.objects.filter(run=first).order_by("customer_id")
+    assert (a.customer_id, a.template_id, a.send_at, a.due_at, a.status, a.attempts) == (
+        "a",
+        14,
+        at,
+        at,
+        "pending",
+        0,
+    )
+    assert a.attributes == {"FirstName": "Zoë", "Note": 'quote " tab\t back\\'}
+    assert a.idempotency_key == scheduled_message_key(
+        client_id=channel.client_id, channel_id=channel.pk, campaign_id=7, customer_id="a"
+    )
+    assert b.send_at == b.due_at
+    assert b.send_at >= before
+    assert [h["status"] for h in b.history] == ["pending"]
+    assert datetime.fromisoformat(b.history[0]["at"]) == b.send_at
+    assert list(Message.objects.filter(run=second).values_list("customer_id", flat=True)) == ["z"]
 
 
 def test_a_page_fetched_twice_is_stored_once(channel: Channel) -> None:
