@@ -600,3 +600,323 @@ def post_open_loop(
     if any(item is None for item in raw):
         raise HarnessError("the poster did not finish every request")
     return PostRun([Posted(*item) for item in raw])
+
+
+# --- fault suite (bench/faults.py): a provider stand-in that fails a share of requests ---
+# ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One request a `FlakyReceiver` answered, and how."""
+
+    at: float  # clock() when the request's headers had arrived
+    key: str  # the Idempotency-Key header
+    customer_id: str
+    status: int  # the HTTP status it was answered with
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _flaky_receiver_main(
+    port: int, fault_rate: float, fault_statuses: tuple[int, ...], seed: int | None, ready: Any
+) -> None:
+    """Like `_receiver_main`, but answers each POST, at random with probability `fault_rate`, with one of
+    `fault_statuses` instead of 200, and records every answer. `GET /_delivered` counts the customers
+    answered 2xx at least once (cheap enough to poll); `GET /_answered` lists every answer."""
+    import random
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rng = random.Random(seed)
+    answered: list[Answered] = []
+    delivered: set[str] = set()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            at = clock()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            key = self.headers.get("Idempotency-Key") or ""
+            try:
+                customer = str(json.loads(body).get("customer_id") or "")
+            except (ValueError, AttributeError):
+                customer = ""
+            with lock:
+                status = rng.choice(fault_statuses) if rng.random() < fault_rate else 200
+                answered.append(Answered(at, key, customer, status))
+                if status == 200:
+                    delivered.add(customer)
+            self._answer(status, {"id": key} if status == 200 else {"error": "injected fault (bench)"})
+
+        def do_GET(self) -> None:
+            with lock:
+                if urlsplit(self.path).path == "/_answered":
+                    payload: Any = [[a.at, a.key, a.customer_id, a.status] for a in answered]
+                else:
+                    payload = {"delivered": len(delivered), "answered": len(answered)}
+            self._answer(200, payload)
+
+        def _answer(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A sender killed mid-request resets its connection: that is the fault under test, not an
+            # error worth a traceback.
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", port), Handler)
+    ready.set()
+    server.serve_forever()
+
+
+class FlakyReceiver:
+    """The parent's handle on a provider stand-in, in its own process, that answers a share of the
+    requests (`fault_rate`, 0..1, drawn per request) with a server error."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        name: str,
+        *,
+        fault_rate: float,
+        fault_statuses: Sequence[int] = (500, 502, 503),
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be between 0 and 1, got {fault_rate!r}")
+        if not fault_statuses or any(not 400 <= s <= 599 for s in fault_statuses):
+            raise ValueError(f"fault_statuses must be HTTP error statuses, got {list(fault_statuses)!r}")
+        self.fault_rate = fault_rate
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        ready = SPAWN.Event()
+        self.process = SPAWN.Process(
+            target=_flaky_receiver_main,
+            args=(self.port, fault_rate, tuple(fault_statuses), seed, ready),
+            name=name,
+            daemon=True,
+        )
+        self.process.start()
+        stack.children.append(self.process)
+        if not ready.wait(30):
+            raise HarnessError(f"the {name} receiver did not start")
+
+    def _get(self, path: str) -> Any:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT_SECONDS)
+        try:
+            connection.request("GET", path)
+            return json.loads(connection.getresponse().read())
+        except OSError as exc:
+            raise HarnessError(f"the receiver on port {self.port} did not answer: {exc}") from exc
+        finally:
+            connection.close()
+
+    def delivered(self) -> int:
+        """Customers answered 2xx at least once so far."""
+        return int(self._get("/_delivered")["delivered"])
+
+    def answered_count(self) -> int:
+        return int(self._get("/_delivered")["answered"])
+
+    def answered(self) -> list[Answered]:
+        """Every request answered so far, in order of arrival."""
+        return [
+            Answered(float(at), key, customer, int(status))
+            for at, key, customer, status in self._get("/_answered")
+        ]
+
+
+# --- end of the fault suite's section ---
+
+
+# --- throughput benchmark (bench/campaign.py): worker memory, an SMTP provider stand-in, CPU totals ---
+# ------------------------------------------------------------------------------
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (a Celery worker and its pool children), leader first."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+            members.append(int(entry.name))
+    return sorted(members, key=lambda pid: pid != pgid)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of one process (statm's second field), None when it has ended."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPeak:
+    largest_child: int  # bytes: the most any one member but the leader held at a sample
+    total: int  # bytes: the most the whole group held together at a sample
+    samples: int
+
+
+class MemorySampler:
+    """Samples the resident memory of every process in a group every `interval` seconds, in a thread,
+    between `start()` and `stop()`. A pool child replaced meanwhile is simply a new member."""
+
+    def __init__(self, pgid: int, *, interval: float = 0.5) -> None:
+        self.pgid = pgid
+        self.interval = interval
+        self._largest_child = 0
+        self._total = 0
+        self._samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rss-{pgid}", daemon=True)
+
+    def _sample(self) -> None:
+        sizes = {pid: rss_bytes(pid) for pid in process_group_members(self.pgid)}
+        children = [size for pid, size in sizes.items() if pid != self.pgid and size is not None]
+        self._largest_child = max(self._largest_child, max(children, default=0))
+        self._total = max(self._total, sum(size for size in sizes.values() if size is not None))
+        self._samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> MemoryPeak:
+        self._stop.set()
+        self._thread.join(10)
+        self._sample()  # the state at the end counts too
+        return MemoryPeak(self._largest_child, self._total, self._samples)
+
+
+@dataclass(frozen=True, slots=True)
+class MailTally:
+    total: int  # mails received for the matching addresses, repeats included
+    distinct: int  # distinct addresses among them
+    doubled: int  # addresses that received more than one
+
+
+def _smtp_sink_main(port: int, ready: Any, queries: Connection) -> None:
+    """Runs tools.smtpsink in its own process, as a mail provider would, counting the mails received
+    per recipient address. The parent asks over `queries`: `("tally", suffix)` answers a `MailTally`
+    of the addresses ending in `suffix`; the pipe closing stops the server."""
+    from tools.smtpsink import smtp_sink_serve
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it; no traceback on ^C
+    received: Counter[str] = Counter()
+    lock = threading.Lock()  # `accepted` runs on the server's loop, queries on a thread of their own
+    stop = threading.Event()
+
+    def accepted(mail_from: str, rcpt_tos: list[str], content: bytes) -> None:
+        with lock:
+            received.update(rcpt_tos)
+
+    def answer_queries() -> None:
+        while True:
+            try:
+                what, suffix = queries.recv()
+            except (EOFError, OSError):
+                stop.set()
+                return
+            if what != "tally":
+                queries.send(None)
+                continue
+            with lock:
+                counts = [n for address, n in received.items() if address.endswith(suffix)]
+            queries.send((sum(counts), len(counts), sum(1 for n in counts if n > 1)))
+
+    threading.Thread(target=answer_queries, name="queries", daemon=True).start()
+    smtp_sink_serve("127.0.0.1", port, accepted, ready=ready.set, stop=stop.wait)
+
+
+class SmtpSinkProcess:
+    """The parent's handle on an SMTP server in its own process that accepts every mail and counts
+    them per recipient (tools.smtpsink: a fraction of aiosmtpd's CPU per mail)."""
+
+    def __init__(self, stack: Stack, name: str) -> None:
+        self.port = free_port()
+        ready = SPAWN.Event()
+        self._queries, child_end = SPAWN.Pipe()
+        self.process = SPAWN.Process(
+            target=_smtp_sink_main, args=(self.port, ready, child_end), name=name, daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        stack.children.append(self.process)
+        if not ready.wait(30):
+            raise HarnessError(f"the {name} SMTP server did not start")
+
+    def tally(self, suffix: str) -> MailTally:
+        """Mails received for addresses ending in `suffix` (e.g. ".4001@example.test")."""
+        self._queries.send(("tally", suffix))
+        if not self._queries.poll(HTTP_TIMEOUT_SECONDS):
+            raise HarnessError(f"the SMTP server on port {self.port} did not answer")
+        total, distinct, doubled = self._queries.recv()
+        return MailTally(total, distinct, doubled)
+
+
+def cpu_seconds_total(stack: Stack) -> dict[str, float]:
+    """Like `cpu_seconds`, but each process also counts the CPU of the children it has reaped (its
+    cutime and cstime). A PostgreSQL backend that exits between two readings (a connection closed after
+    CONN_MAX_AGE, the sandbox's connection per request) thus moves its CPU into the postmaster's figure
+    instead of vanishing from the total, so the difference of two readings stays exact however many
+    connections came and went."""
+    tick = os.sysconf("SC_CLK_TCK")
+    by_group = {m.process.pid: m.name for m in stack.processes}
+    by_pid = {c.pid: c.name for c in stack.children if c.pid is not None}
+    if stack.redis.process is not None:
+        by_pid[stack.redis.process.pid] = "redis"
+    postmaster = -1
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        postmaster = int((stack.postgres.data_dir / "data" / "postmaster.pid").read_text().split()[0])
+    totals: defaultdict[str, float] = defaultdict(float)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        pid = int(entry.name)
+        fields = stat.rsplit(")", 1)[1].split()
+        ppid, pgid = int(fields[1]), int(fields[2])
+        used = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        name = by_group.get(pgid) or by_pid.get(pid)
+        if name is None and postmaster in (pid, ppid):
+            name = "postgresql"
+        if name is not None:
+            totals[name] += used / tick
+    return dict(totals)
+
+
+# --- end of the throughput benchmark's section ---
