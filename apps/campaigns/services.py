@@ -952,6 +952,20 @@ class SweepReport:
     runs_completed: int = 0
 
 
+def _send_queues_empty() -> bool:
+    """No send task waits in the broker's `sends` or `realtime` queue; False when Redis cannot say."""
+    from apps.core.redis import get_redis
+
+    try:
+        pipe = get_redis().pipeline()
+        pipe.llen("sends")
+        pipe.llen("realtime")
+        return not any(pipe.execute())
+    except Exception:
+        logger.warning("sweep: cannot read the send queues' lengths")
+        return False
+
+
 def campaigns_sweep(*, now: datetime | None = None) -> SweepReport:
     """Puts back in motion what a killed worker or a restarted Redis left behind."""
     now = now or timezone.now()
@@ -975,10 +989,15 @@ def campaigns_sweep(*, now: datetime | None = None) -> SweepReport:
         CampaignRun.objects.filter(pk=run_id).update(last_progress_at=now)
         report.paging_restarted += 1
         _enqueue_fetch_page(run_id)
-    # Batches released but never picked up (a lost task): release them again.
+    # Batches released but never picked up (a lost task): release them again. With no send task waiting
+    # in the broker, a batch queued this long lost its task (a Redis restart empties the queues), so it
+    # need not wait the full timeout. Either way it is safe: a late task claims only rows still queued.
+    queued_timeout = settings.MESSAGE_QUEUED_TIMEOUT_SECONDS
+    if _send_queues_empty():
+        queued_timeout = min(queued_timeout, settings.MESSAGE_QUEUED_ORPHAN_SECONDS)
     report.queued_reset = Message.objects.filter(
         status=MessageStatus.QUEUED,
-        queued_at__lt=now - timedelta(seconds=settings.MESSAGE_QUEUED_TIMEOUT_SECONDS),
+        queued_at__lt=now - timedelta(seconds=queued_timeout),
     ).update(status=MessageStatus.PENDING, queued_at=None, due_at=now)
     # Claimed for sending by a worker that died: send again, with the same idempotency key.
     report.sending_reset = Message.objects.filter(

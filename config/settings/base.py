@@ -173,6 +173,9 @@ DISPATCH_KICK_COALESCE_MS = env.int("DISPATCH_KICK_COALESCE_MS", default=200)
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=15.0)
 # A batch released but not picked up, or claimed but not finished, within these is put back in motion.
 MESSAGE_QUEUED_TIMEOUT_SECONDS = env.int("MESSAGE_QUEUED_TIMEOUT_SECONDS", default=600)
+# ...or within this, when no send task waits in the broker at all (its task was lost, e.g. in a Redis
+# restart without persistence).
+MESSAGE_QUEUED_ORPHAN_SECONDS = env.int("MESSAGE_QUEUED_ORPHAN_SECONDS", default=60)
 MESSAGE_SENDING_TIMEOUT_SECONDS = env.int("MESSAGE_SENDING_TIMEOUT_SECONDS", default=300)
 PAGING_STALL_SECONDS = env.int("PAGING_STALL_SECONDS", default=120)
 PAGING_MAX_ATTEMPTS = env.int("PAGING_MAX_ATTEMPTS", default=8)

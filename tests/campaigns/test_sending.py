@@ -294,6 +294,23 @@ def test_the_sweeper_releases_batches_whose_task_was_lost(channel: Channel, sett
     assert set(statuses(run).values()) == {"pending"}
 
 
+def test_with_no_send_task_waiting_a_lost_batch_is_released_after_the_orphan_timeout(
+    channel: Channel, settings: Any, redis_client: Any
+) -> None:
+    # A Redis restart without persistence empties the queues: the batches' rows stay `queued`. With
+    # nothing waiting in the broker they are released after MESSAGE_QUEUED_ORPHAN_SECONDS, not 600 s.
+    run = make_run(channel, 2)
+    services._claim_due(run_id=run.pk, now=datetime.now(UTC) + timedelta(seconds=1), limit=10)
+    soon = datetime.now(UTC) + timedelta(seconds=settings.MESSAGE_QUEUED_ORPHAN_SECONDS + 1)
+    redis_client.rpush("sends", "a task still waiting")
+    assert services.campaigns_sweep(now=soon).queued_reset == 0
+    assert set(statuses(run).values()) == {"queued"}
+    redis_client.delete("sends")
+    assert services.campaigns_sweep(now=soon - timedelta(seconds=2)).queued_reset == 0
+    assert services.campaigns_sweep(now=soon).queued_reset == 2
+    assert set(statuses(run).values()) == {"pending"}
+
+
 def test_a_held_run_starts_at_its_clearance_time(channel: Channel) -> None:
     clearance = datetime.now(UTC) + timedelta(minutes=10)
     [run] = services.campaign_hold(client=channel.client, campaign_id=77, hold_until=clearance)
