@@ -122,8 +122,13 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["run", "idempotency_key"], name="message_unique_per_run"),
         ]
         indexes = [
-            # The dispatcher's claim: due pending rows of one run, oldest first.
-            models.Index(fields=["run", "due_at"], name="message_due_pending", condition=Q(status="pending")),
+            # The dispatcher's claim: due pending rows of one run, oldest first (due_at, then id). With
+            # the id in the index, a claim reads its batch straight from the index; without it, a
+            # campaign all due at once had every claim read and sort all its pending rows (150 ms a
+            # claim at 200,000 pending, growing with the campaign).
+            models.Index(
+                fields=["run", "due_at", "id"], name="message_pending_due_id", condition=Q(status="pending")
+            ),
             models.Index(fields=["run", "status"], name="message_run_status"),
             models.Index(fields=["customer_id"], name="message_customer"),
             # Provider callbacks find their message by the provider's id.
