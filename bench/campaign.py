@@ -87,7 +87,7 @@ from bench.common import (  # noqa: E402
     WaitTimedOut,
     clock,
     cores_busy,
-    cpu_seconds_total,
+    cpu_seconds,
     interrupts_as_keyboard_interrupt,
     machine_description,
     ratio,
@@ -474,7 +474,7 @@ def run_platform(
     stack = platform.stack
     db_before = db_counters(table=MESSAGES_TABLE, settle=True)
     sampler = MemorySampler(platform.worker.process.pid).start()
-    cpu_before, started = cpu_seconds_total(stack), clock()
+    cpu_before, started = cpu_seconds(stack), clock()
     fired_at = datetime.now(UTC)
     try:
         notifications = sandbox_fire(
@@ -491,7 +491,7 @@ def run_platform(
     finally:
         peak = sampler.stop()
     elapsed = clock() - started
-    result.cores = cores_busy(cpu_before, cpu_seconds_total(stack), elapsed)
+    result.cores = cores_busy(cpu_before, cpu_seconds(stack), elapsed)
     ended_at = datetime.now(UTC)
     result.peak_rss_pool, result.peak_rss_total, result.rss_samples = (
         peak.largest_child,
@@ -1141,7 +1141,7 @@ def run_baseline(
                     report = receive.recv() if receive.poll() else BaselineReport(error="died while starting")
                     raise HarnessError(f"{child.name} did not start: {report.error}")
         db_before = db_counters(table=table)
-        cpu_before = {k: v for k, v in cpu_seconds_total(stack).items() if not k.startswith("baseline-")}
+        cpu_before = {k: v for k, v in cpu_seconds(stack).items() if not k.startswith("baseline-")}
         started, started_at = clock(), datetime.now(UTC)
         go.set()
         reports = _await_baseline(children, deadline=started + timeout)
@@ -1162,7 +1162,7 @@ def run_baseline(
                 child.join(5)
             receive.close()
             stack.children.remove(child)
-    cpu_after = cpu_seconds_total(stack)
+    cpu_after = cpu_seconds(stack)
     names = [child.name for child, _, _ in children]
     cpu_after.update({name: reports[name].cpu_seconds for name in names if name in reports})
     result.cores = cores_busy(cpu_before, cpu_after, elapsed)

@@ -297,7 +297,9 @@ class Stack:
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each live process the stack started, by name: a process group's
     members count for its leader (gunicorn's and Celery's workers), PostgreSQL's backends for
-    "postgresql". Two readings around a phase show where the machine's cores went."""
+    "postgresql". Each process also counts the children it has reaped (cutime, cstime): a PostgreSQL
+    backend that exits between two readings (a closed connection) moves its CPU into the postmaster's
+    figure instead of vanishing. Two readings around a phase show where the machine's cores went."""
     tick = os.sysconf("SC_CLK_TCK")
     by_group = {m.process.pid: m.name for m in stack.processes}
     by_pid = {c.pid: c.name for c in stack.children if c.pid is not None}
@@ -317,7 +319,8 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
         pid = int(entry.name)
         # The command name may hold spaces and parentheses: the fields start after the last ")".
         fields = stat.rsplit(")", 1)[1].split()
-        ppid, pgid, used = int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+        ppid, pgid = int(fields[1]), int(fields[2])
+        used = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
         name = by_group.get(pgid) or by_pid.get(pid)
         if name is None and postmaster in (pid, ppid):
             name = "postgresql"
@@ -883,40 +886,6 @@ class SmtpSinkProcess:
             raise HarnessError(f"the SMTP server on port {self.port} did not answer")
         total, distinct, doubled = self._queries.recv()
         return MailTally(total, distinct, doubled)
-
-
-def cpu_seconds_total(stack: Stack) -> dict[str, float]:
-    """Like `cpu_seconds`, but each process also counts the CPU of the children it has reaped (its
-    cutime and cstime). A PostgreSQL backend that exits between two readings (a connection closed after
-    CONN_MAX_AGE, the sandbox's connection per request) thus moves its CPU into the postmaster's figure
-    instead of vanishing from the total, so the difference of two readings stays exact however many
-    connections came and went."""
-    tick = os.sysconf("SC_CLK_TCK")
-    by_group = {m.process.pid: m.name for m in stack.processes}
-    by_pid = {c.pid: c.name for c in stack.children if c.pid is not None}
-    if stack.redis.process is not None:
-        by_pid[stack.redis.process.pid] = "redis"
-    postmaster = -1
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        postmaster = int((stack.postgres.data_dir / "data" / "postmaster.pid").read_text().split()[0])
-    totals: defaultdict[str, float] = defaultdict(float)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # it ended meanwhile
-        pid = int(entry.name)
-        fields = stat.rsplit(")", 1)[1].split()
-        ppid, pgid = int(fields[1]), int(fields[2])
-        used = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-        name = by_group.get(pgid) or by_pid.get(pid)
-        if name is None and postmaster in (pid, ppid):
-            name = "postgresql"
-        if name is not None:
-            totals[name] += used / tick
-    return dict(totals)
 
 
 # --- end of the throughput benchmark's section ---
