@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install system-deps clean bench bench-realtime
+.PHONY: run test lint typecheck pytest install system-deps clean bench bench-realtime bench-campaign bench-faults
 
 run: install
 	$(PY) tools/run.py
@@ -25,10 +25,16 @@ pytest: install
 
 # Benchmarks (bench/): measurements, not tests. Each starts its own PostgreSQL, Redis and processes and
 # prints its figures; options go in BENCH_ARGS, e.g. `make bench-realtime BENCH_ARGS="--rates 200"`.
-bench: bench-realtime
+bench: bench-campaign bench-faults bench-realtime
 
 bench-realtime: install
 	$(PY) bench/realtime_listener.py $(BENCH_ARGS)
+
+bench-campaign: install
+	$(PY) bench/campaign.py $(BENCH_ARGS)
+
+bench-faults: install
+	$(PY) bench/faults.py $(BENCH_ARGS)
 
 install: system-deps $(STAMP)
 
