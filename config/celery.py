@@ -20,7 +20,10 @@ app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "500"))
 
 
 @task_prerun.connect
-def _database_connections_check(**kwargs: object) -> None:
+def _database_connections_check(sender: object = None, **kwargs: object) -> None:
+    # Not for a task run eagerly (`apply()`): it runs inside its caller's request or transaction.
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()
