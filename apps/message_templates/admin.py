@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -146,9 +147,12 @@ class MessageTemplateAdmin(ClientScopedAdminMixin, admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
         # Django's "delete selected" action lands here: one template_delete each, so every deletion
-        # reaches Optimove like a single one.
-        for template in queryset:
-            template_delete(template=template)
+        # reaches Optimove like a single one. In one transaction: the selection is deleted whole or
+        # not at all, and its outbox rows commit together, so one push carries them (not one call per
+        # template as each commit woke the pusher).
+        with transaction.atomic():
+            for template in queryset:
+                template_delete(template=template)
 
     @admin.action(description="Activate the selected templates (Optimove lists them)", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:

@@ -94,6 +94,35 @@ def test_the_delete_page_and_the_bulk_delete_action_record_a_delete_per_listed_t
     ]
 
 
+def test_the_bulk_delete_is_one_transaction_deleted_whole_or_not_at_all(
+    root: HttpClient, channels: dict[str, Channel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its outbox rows commit together, so one push carries them; and a failure half-way deletes nothing.
+    from apps.message_templates import admin as templates_admin
+
+    two = sms(channels["sms"], 2, "Two")
+    three = sms(channels["sms"], 3, "Three")
+    OptimoveOutbox.objects.all().delete()
+    real_delete = templates_admin.template_delete
+    deleted: list[int] = []
+
+    def delete_then_fail(*, template: MessageTemplate) -> None:
+        if deleted:
+            raise RuntimeError("the database went away")
+        real_delete(template=template)
+        deleted.append(template.pk)
+
+    monkeypatch.setattr(templates_admin, "template_delete", delete_then_fail)
+    root.raise_request_exception = False
+    response = root.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [two.pk, three.pk], "post": "yes"}
+    )
+    assert response.status_code == 500
+    assert deleted == [two.pk]
+    assert set(MessageTemplate.objects.values_list("template_id", flat=True)) == {2, 3}
+    assert outbox() == []
+
+
 def test_activate_deactivate_and_push_again_actions(root: HttpClient, channels: dict[str, Channel]) -> None:
     on = sms(channels["sms"], 1, "On")
     off = sms(channels["sms"], 2, "Off", is_active=False)
