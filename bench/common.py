@@ -366,6 +366,41 @@ class Arrival:
     customer_id: str
 
 
+class _ProviderHandler(BaseHTTPRequestHandler):
+    """What every provider stand-in's handler shares: keep-alive, the request's arrival, JSON answers."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real provider offers
+    disable_nagle_algorithm = True
+
+    def _arrival(self) -> tuple[float, str, str]:
+        """(clock() when the headers had arrived, the Idempotency-Key, the body's customer_id)."""
+        at = clock()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            customer = str(json.loads(body).get("customer_id") or "")
+        except (ValueError, AttributeError):
+            customer = ""
+        return at, self.headers.get("Idempotency-Key") or "", customer
+
+    def _answer(self, payload: Any, status: int = 200) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+class _ProviderServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 overflows when a batch opens several connections at once;
+    # the kernel then drops the handshake and the client's retry costs a whole second.
+    request_queue_size = 256
+
+
 def _receiver_main(port: int, ready: Any) -> None:
     """Runs in its own process, as a provider would. Answers every POST 200 with the idempotency key as
     the provider's id. `GET /_count?group=` and `GET /_records?group=` report what arrived for customer
@@ -375,18 +410,9 @@ def _receiver_main(port: int, ready: Any) -> None:
     by_group: Counter[str] = Counter()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as a real provider offers
-        disable_nagle_algorithm = True
-
+    class Handler(_ProviderHandler):
         def do_POST(self) -> None:
-            at = clock()
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            key = self.headers.get("Idempotency-Key") or ""
-            try:
-                customer = str(json.loads(body).get("customer_id") or "")
-            except (ValueError, AttributeError):
-                customer = ""
+            at, key, customer = self._arrival()
             with lock:
                 arrivals.append(Arrival(at, key, customer))
                 by_group[customer.rpartition("-")[0]] += 1
@@ -412,24 +438,7 @@ def _receiver_main(port: int, ready: Any) -> None:
                     answer = {"count": len(arrivals)}  # everything, whatever the path
             self._answer(answer)
 
-        def _answer(self, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        # socketserver's default backlog of 5 overflows when a batch opens several connections at once;
-        # the kernel then drops the handshake and the client's retry costs a whole second.
-        request_queue_size = 256
-
-    server = Server(("127.0.0.1", port), Handler)
+    server = _ProviderServer(("127.0.0.1", port), Handler)
     ready.set()
     server.serve_forever()
 
@@ -637,24 +646,15 @@ def _flaky_receiver_main(
     delivered: set[str] = set()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
+    class Handler(_ProviderHandler):
         def do_POST(self) -> None:
-            at = clock()
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            key = self.headers.get("Idempotency-Key") or ""
-            try:
-                customer = str(json.loads(body).get("customer_id") or "")
-            except (ValueError, AttributeError):
-                customer = ""
+            at, key, customer = self._arrival()
             with lock:
                 status = rng.choice(fault_statuses) if rng.random() < fault_rate else 200
                 answered.append(Answered(at, key, customer, status))
                 if status == 200:
                     delivered.add(customer)
-            self._answer(status, {"id": key} if status == 200 else {"error": "injected fault (bench)"})
+            self._answer({"id": key} if status == 200 else {"error": "injected fault (bench)"}, status)
 
         def do_GET(self) -> None:
             with lock:
@@ -662,23 +662,9 @@ def _flaky_receiver_main(
                     payload: Any = [[a.at, a.key, a.customer_id, a.status] for a in answered]
                 else:
                     payload = {"delivered": len(delivered), "answered": len(answered)}
-            self._answer(200, payload)
+            self._answer(payload)
 
-        def _answer(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
+    class Server(_ProviderServer):
         def handle_error(self, request: Any, client_address: Any) -> None:
             # A sender killed mid-request resets its connection: that is the fault under test, not an
             # error worth a traceback.
