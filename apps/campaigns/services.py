@@ -15,12 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import TYPE_CHECKING
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Field, Q
 from django.utils import timezone
 
 from apps.campaigns.audience import AudiencePage, AudienceRow
@@ -36,6 +36,7 @@ from apps.campaigns.models import (
     RunState,
 )
 from apps.clients.models import Channel, Client
+from apps.core.rows import instance_from_row, model_fields, select_list
 
 if TYPE_CHECKING:
     from apps.channels.base import OutboundMessage, SendResult
@@ -192,7 +193,9 @@ def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: Realt
         template_id=trigger.template_id,
         timestamp=trigger.timestamp.isoformat(),
     )
-    with transaction.atomic():
+    # No savepoint inside the listener's transaction (two round trips fewer): an error here ends the
+    # whole notification anyway.
+    with transaction.atomic(savepoint=False):
         insert = partial(
             _realtime_message_insert, client=client, channel=channel, key=key, trigger=trigger, now=now
         )
@@ -270,22 +273,11 @@ def realtime_messages_send(*, message_id: int) -> BatchOutcome:
         logger.warning("could not silence the realtime bell", exc_info=True)
     total = BatchOutcome()
     for _ in range(REALTIME_CHUNKS_PER_TASK):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT m.id FROM campaigns_message m
-                  JOIN campaigns_campaignrun r ON r.id = m.run_id
-                 WHERE m.run_id = %s AND m.status = 'pending' AND m.attempts = 0 AND r.state = 'sending'
-                 ORDER BY m.id
-                 LIMIT %s
-                """,
-                [run_id, settings.SEND_CHUNK_SIZE],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
+        claimed = _claim_new_triggers(run_id, limit=settings.SEND_CHUNK_SIZE)
+        if not claimed:
             return total
-        total.add(message_batch_send(message_ids=ids, claim_from=MessageStatus.PENDING))
-        if len(ids) < settings.SEND_CHUNK_SIZE:
+        total.add(_claimed_send(claimed, sleep=time.sleep, refill=False))
+        if len(claimed) < settings.SEND_CHUNK_SIZE:
             return total
     realtime_run_ring(run_id=run_id, message_id=message_id)  # a long backlog: another task goes on
     return total
@@ -600,6 +592,7 @@ class BatchOutcome:
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     id: int
+    run_id: int
     customer_id: str
     template_id: int
     idempotency_key: str
@@ -640,6 +633,13 @@ def message_batch_send(
     """Claims the batch (`queued -> sending`), renders and sends it over the channel's provider, and
     records each outcome. Rows another task already moved are left alone. A message released ahead of
     its send time is handed over at that time, unless its run was paused or cancelled meanwhile."""
+    claimed = _claim_for_sending(message_ids, claim_from=claim_from)
+    return _claimed_send(claimed, sleep=sleep, refill=claim_from == MessageStatus.QUEUED)
+
+
+def _claimed_send(claimed: list[_Claimed], *, sleep: Callable[[float], None], refill: bool) -> BatchOutcome:
+    """Renders, sends and records a claimed batch (all of one run); `refill`: ask the dispatcher for
+    more work afterwards (a slot of the `sends` queue is free)."""
     from apps.channels.base import OutboundMessage
     from apps.delivery.tracking import delivery_tracking_apply
     from apps.message_templates.rendering import TemplateRenderError, template_render
@@ -648,11 +648,10 @@ def message_batch_send(
     from apps.subscriptions.unsubscribe import MERGE_NAME, unsubscribe_footer_add, unsubscribe_links_for
 
     outcome = BatchOutcome()
-    claimed = _claim_for_sending(message_ids, claim_from=claim_from)
     outcome.claimed = len(claimed)
     if not claimed:
         return outcome
-    run = CampaignRun.objects.select_related("channel", "client").get(messages__pk=claimed[0].id)
+    run = _run_for_sending(claimed[0].run_id)
     channel = run.channel
     now = timezone.now()
     max_lateness = timedelta(seconds=_max_lateness_seconds(channel))
@@ -727,7 +726,7 @@ def message_batch_send(
     _record_outcomes(outcomes, attempts={c.id: c.attempts for c in claimed}, outcome=outcome)
     # A real-time run never completes: skip the in-flight query on the trigger path.
     completed = run.kind == RunKind.SCHEDULED and run_complete_if_done(run_id=run.pk)
-    if not completed and claim_from == MessageStatus.QUEUED:
+    if not completed and refill:
         dispatch_soon()  # a worker slot is free again: refill the queue now rather than at the next tick
     return outcome
 
@@ -813,31 +812,95 @@ def _max_lateness_seconds(channel: Channel) -> int:
     return int(channel.max_lateness_seconds or settings.MESSAGE_MAX_LATENESS_SECONDS)
 
 
+@cache
+def _run_for_sending_query() -> tuple[str, list[list[Field[Any, Any]]]]:
+    """The run, its channel (with the provider's secrets) and its client (without the Optimove
+    credentials, which a send never reads) in one plain query (apps.core.rows)."""
+    from apps.clients.fields import EncryptedJSONField, EncryptedTextField
+
+    parts = [
+        model_fields(CampaignRun),
+        model_fields(Channel),
+        model_fields(Client, skip=(EncryptedTextField, EncryptedJSONField)),
+    ]
+    sql = (
+        f"SELECT {select_list(parts[0], 'r')}, {select_list(parts[1], 'ch')}, {select_list(parts[2], 'c')} "  # noqa: S608 (names from the models)
+        f"FROM {CampaignRun._meta.db_table} r "
+        f"JOIN {Channel._meta.db_table} ch ON ch.id = r.channel_id "
+        f"JOIN {Client._meta.db_table} c ON c.id = r.client_id WHERE r.id = %s"
+    )
+    return sql, parts
+
+
+def _run_for_sending(run_id: int) -> CampaignRun:
+    """The run of a claimed batch, with `run.channel`, `run.client` and `run.channel.client` loaded."""
+    sql, (run_fields, channel_fields, client_fields) = _run_for_sending_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise CampaignRun.DoesNotExist(f"run {run_id}")
+    split = len(run_fields), len(run_fields) + len(channel_fields)
+    run = instance_from_row(CampaignRun, run_fields, row[: split[0]])
+    channel = instance_from_row(Channel, channel_fields, row[split[0] : split[1]])
+    client = instance_from_row(Client, client_fields, row[split[1] :])
+    channel.client = client
+    run.channel, run.client = channel, client
+    return run
+
+
+_CLAIM_SET = "status = 'sending', claimed_at = %s, attempts = attempts + 1"
+_CLAIM_RETURNING = (
+    "id, run_id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts"
+)
+
+
 def _claim_for_sending(
     message_ids: Sequence[int], *, claim_from: MessageStatus = MessageStatus.QUEUED
 ) -> list[_Claimed]:
-    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            UPDATE campaigns_message
-               SET status = 'sending', claimed_at = %s, attempts = attempts + 1
-             WHERE id = ANY(%s) AND status = %s
-            RETURNING id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts
-            """,
-            [now, list(message_ids), claim_from.value],
+            f"UPDATE campaigns_message SET {_CLAIM_SET} WHERE id = ANY(%s) AND status = %s "  # noqa: S608
+            f"RETURNING {_CLAIM_RETURNING}",
+            [timezone.now(), list(message_ids), claim_from.value],
         )
-        rows = cursor.fetchall()
+        return _claimed_rows(cursor.fetchall())
+
+
+def _claim_new_triggers(run_id: int, *, limit: int) -> list[_Claimed]:
+    """Claims (`pending -> sending`) up to `limit` of a real-time run's triggers not tried yet, oldest
+    first, if the run is sending. Rows another task is claiming are skipped, not waited for."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE campaigns_message SET {_CLAIM_SET}
+             WHERE id IN (
+                   SELECT m.id FROM campaigns_message m
+                     JOIN campaigns_campaignrun r ON r.id = m.run_id
+                    WHERE m.run_id = %s AND m.status = 'pending' AND m.attempts = 0 AND r.state = 'sending'
+                    ORDER BY m.id
+                    LIMIT %s
+                      FOR UPDATE OF m SKIP LOCKED)
+               AND status = 'pending'
+            RETURNING {_CLAIM_RETURNING}
+            """,  # noqa: S608 (constants above)
+            [timezone.now(), run_id, limit],
+        )
+        return _claimed_rows(cursor.fetchall())
+
+
+def _claimed_rows(rows: Sequence[tuple[Any, ...]]) -> list[_Claimed]:
     claimed = [
         _Claimed(
             id=row[0],
-            customer_id=row[1],
-            template_id=row[2],
-            idempotency_key=row[3],
-            attributes=row[4] if isinstance(row[4], dict) else json.loads(row[4]),
-            send_at=row[5],
-            due_at=row[6],
-            attempts=row[7],
+            run_id=row[1],
+            customer_id=row[2],
+            template_id=row[3],
+            idempotency_key=row[4],
+            attributes=row[5] if isinstance(row[5], dict) else json.loads(row[5]),
+            send_at=row[6],
+            due_at=row[7],
+            attempts=row[8],
         )
         for row in rows
     ]

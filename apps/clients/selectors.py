@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.db.models import QuerySet
 
 from apps.clients.fields import EncryptedJSONField, EncryptedTextField
 from apps.clients.models import Channel, Client
+from apps.core.rows import instance_from_row, model_fields, select_list
 
 
 def user_sees_all_clients(*, user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -38,34 +40,38 @@ def channel_list(*, client: Client) -> QuerySet[Channel]:
     return Channel.objects.filter(client=client).order_by("optimove_channel_id")
 
 
-def _plain_columns(model: type[Client] | type[Channel], *, keep: tuple[str, ...] = ()) -> str:
-    """Every column but the encrypted ones (decrypting them costs more than the rest of the row)."""
-    columns = [
-        field.column
-        for field in model._meta.concrete_fields
-        if not isinstance(field, EncryptedTextField | EncryptedJSONField) or field.name in keep
-    ]
-    return ", ".join(f'"{column}"' for column in columns)
-
-
-# The listener answers hundreds of calls a second: these two reads skip the ORM's query compiler (about
-# 1 ms each here) and the secrets the listener does not use, which still load if something reads them.
-# Column and table names come from the models, never from input.
-_LISTENER_CLIENT_SQL = (
-    f"SELECT {_plain_columns(Client, keep=('listener_token',))} FROM {Client._meta.db_table} "  # noqa: S608
-    "WHERE slug = %s AND is_active"
-)
-_LISTENER_CHANNEL_SQL = (
-    f"SELECT {_plain_columns(Channel)} FROM {Channel._meta.db_table} "  # noqa: S608
-    "WHERE client_id = %s AND optimove_channel_id = %s"
+# The listener answers hundreds of calls a second: its one read is plain SQL (apps.core.rows) and skips
+# the secrets the listener does not use, which still load if something reads them.
+_ENCRYPTED = (EncryptedTextField, EncryptedJSONField)
+_CLIENT_FIELDS = [
+    field
+    for field in model_fields(Client)
+    if not isinstance(field, _ENCRYPTED) or field.name == "listener_token"
+]
+_CHANNEL_FIELDS = model_fields(Channel, skip=_ENCRYPTED)
+_CHANNEL_PK = next(i for i, field in enumerate(_CHANNEL_FIELDS) if field.primary_key)
+_LISTENER_TARGET_SQL = (
+    f"SELECT {select_list(_CLIENT_FIELDS, 'c')}, {select_list(_CHANNEL_FIELDS, 'ch')} "  # noqa: S608
+    f"FROM {Client._meta.db_table} c LEFT JOIN {Channel._meta.db_table} ch "
+    "ON ch.client_id = c.id AND ch.optimove_channel_id = %s "
+    "WHERE c.slug = %s AND c.is_active"
 )
 
 
-def listener_client_get(*, slug: str) -> Client | None:
-    """The active client a listener call names, or None."""
-    return next(iter(Client.objects.raw(_LISTENER_CLIENT_SQL, [slug])), None)
-
-
-def listener_channel_get(*, client: Client, optimove_channel_id: int) -> Channel | None:
-    """The client's channel with this Optimove ChannelID, active or not, or None."""
-    return next(iter(Channel.objects.raw(_LISTENER_CHANNEL_SQL, [client.pk, optimove_channel_id])), None)
+def listener_target_get(
+    *, slug: str, optimove_channel_id: int | None
+) -> tuple[Client | None, Channel | None]:
+    """The active client a listener call names, and its channel with this Optimove ChannelID (active or
+    not) when there is one, in one query: (None, None) for no such active client."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LISTENER_TARGET_SQL, [optimove_channel_id, slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    split = len(_CLIENT_FIELDS)
+    client = instance_from_row(Client, _CLIENT_FIELDS, row[:split])
+    if row[split + _CHANNEL_PK] is None:  # no channel matched
+        return client, None
+    channel = instance_from_row(Channel, _CHANNEL_FIELDS, row[split:])
+    channel.client = client
+    return client, channel

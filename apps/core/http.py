@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,9 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 class TimeoutSession(requests.Session):
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT_SECONDS, pool_maxsize: int = 20) -> None:
+    def __init__(
+        self, timeout: float = DEFAULT_TIMEOUT_SECONDS, pool_maxsize: int = 20, pool_connections: int = 4
+    ) -> None:
         super().__init__()
         self.default_timeout = timeout
         if not urllib.request.getproxies():
@@ -26,7 +29,7 @@ class TimeoutSession(requests.Session):
             if bundle:
                 self.verify = bundle
         self._environments: dict[str, dict[str, Any]] = {}
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
@@ -52,3 +55,27 @@ class TimeoutSession(requests.Session):
         prepared = requests.PreparedRequest()
         prepared.prepare(method="POST", url=url, headers={**self.headers, **headers}, data=data)
         return self.get_adapter(url).send(prepared, timeout=timeout or self.default_timeout, **environment)
+
+
+# Hosts whose idle keep-alive connections a shared session keeps (per host, up to its pool size).
+SHARED_SESSION_HOSTS = 64
+_shared: dict[tuple[int, float, int], TimeoutSession] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_session(*, timeout: float, pool_maxsize: int) -> TimeoutSession:
+    """A session for the life of the process (per timeout and pool size), so keep-alive connections
+    outlive one send batch: a real-time trigger, often a batch of one, would otherwise pay a TCP (and
+    TLS) handshake, on both sides, every time. urllib3 checks a pooled connection before reusing it and
+    opens a new one when the server has closed it. Never close it; a forked child gets its own."""
+    key = (os.getpid(), timeout, pool_maxsize)
+    session = _shared.get(key)
+    if session is None:
+        with _shared_lock:
+            session = _shared.get(key)
+            if session is None:
+                session = TimeoutSession(
+                    timeout=timeout, pool_maxsize=pool_maxsize, pool_connections=SHARED_SESSION_HOSTS
+                )
+                _shared[key] = session
+    return session

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from apps.clients.models import Channel
+from apps.core.rows import instance_from_row, model_fields, select_list
 from apps.message_templates.models import MessageTemplate
 
 
@@ -15,9 +18,21 @@ def template_map_for_channel(
 
     IDs with no (active) template are simply absent: the caller decides what a missing one means.
     """
-    templates = MessageTemplate.objects.select_related("channel").filter(
-        channel=channel, template_id__in=set(template_ids)
+    ids = sorted(set(template_ids))
+    if not ids:
+        return {}
+    fields = model_fields(MessageTemplate)
+    # Plain SQL (apps.core.rows): this runs once per send batch.
+    sql = (
+        f"SELECT {select_list(fields, 't')} FROM {MessageTemplate._meta.db_table} t "  # noqa: S608
+        f"WHERE t.channel_id = %s AND t.template_id = ANY(%s){' AND t.is_active' if active_only else ''}"
     )
-    if active_only:
-        templates = templates.filter(is_active=True)
-    return {template.template_id: template for template in templates}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [channel.pk, ids])
+        rows = cursor.fetchall()
+    found = {}
+    for row in rows:
+        template = instance_from_row(MessageTemplate, fields, row)
+        template.channel = channel  # the caller's instance: no join, no second decryption of its secrets
+        found[template.template_id] = template
+    return found

@@ -12,8 +12,8 @@ from django.db import transaction
 from apps.campaigns import services as campaigns
 from apps.campaigns.services import RealtimeTrigger
 from apps.clients.models import Channel, Client
-from apps.clients.selectors import listener_channel_get
 from apps.core.jsonsafe import MAX_JSON_DEPTH, unstorable_problem
+from apps.core.rows import row_insert
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
 
@@ -48,6 +48,7 @@ class ParsedNotification:
     channel_id: int | None
     clearance_required_by: datetime | None
     fields: dict[str, Any]  # every field, keys lower-cased
+    body: dict[str, Any]  # as received
     trigger: RealtimeTrigger | None = None
 
 
@@ -114,7 +115,7 @@ def notification_parse(body: Any) -> ParsedNotification:
     if event_type_id == EventType.REALTIME_TRIGGER:
         assert campaign_id is not None
         trigger = _parse_trigger(body, fields, campaign_id=campaign_id)
-    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields, trigger)
+    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields, body, trigger)
 
 
 def _parse_trigger(body: dict[str, Any], fields: dict[str, Any], *, campaign_id: int) -> RealtimeTrigger:
@@ -171,33 +172,31 @@ def _attribute_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _resolve_channel(client: Client, parsed: ParsedNotification, url_channel: str) -> Channel | None:
-    channel_id = parsed.channel_id
-    if channel_id is None:
-        channel_id = _ascii_int(url_channel)  # a notification without ChannelID: the URL's channel
-    if channel_id is None or not 0 <= channel_id <= MAX_ID:
-        return None
-    return listener_channel_get(client=client, optimove_channel_id=channel_id)
+def url_channel_id(url_channel: str) -> int | None:
+    """The ChannelID a listener URL names (`.../listener/<client>/<channel>/`), or None ("client")."""
+    channel_id = _ascii_int(url_channel)
+    return channel_id if channel_id is not None and 0 <= channel_id <= MAX_ID else None
 
 
-def notification_receive(*, client: Client, url_channel: str, body: dict[str, Any]) -> Notification:
-    """Records the notification and acts on it. Raises NotificationInvalid (nothing recorded) for a bad
-    body. Paging and cancellation work is enqueued after commit; this answers in milliseconds."""
-    parsed = notification_parse(body)
+def notification_receive(
+    *, client: Client, channel: Channel | None, url_channel: str, parsed: ParsedNotification
+) -> Notification:
+    """Records the notification and acts on it; `channel` is the client's channel the notification
+    names (its ChannelID, else the URL's), if any. Raises NotificationInvalid (nothing recorded) for a
+    bad URL. Paging and cancellation work is enqueued after commit; this answers in milliseconds."""
     if "\x00" in url_channel:  # %00 in the URL; the text column cannot hold it
         raise NotificationInvalid("the channel in the URL holds a NUL character")
+    notification = Notification(
+        client=client,
+        channel=channel,
+        url_channel=url_channel[:32],
+        event_type_id=parsed.event_type_id,
+        campaign_id=parsed.campaign_id,
+        body=parsed.body,
+    )
     with transaction.atomic():
-        channel = _resolve_channel(client, parsed, url_channel)
-        notification = Notification(
-            client=client,
-            channel=channel,
-            url_channel=url_channel[:32],
-            event_type_id=parsed.event_type_id,
-            campaign_id=parsed.campaign_id,
-            body=body,
-        )
         _act(notification, client=client, channel=channel, parsed=parsed)
-        notification.save()
+        row_insert(notification)
     return notification
 
 

@@ -46,7 +46,7 @@ from apps.channels.base import (
 )
 from apps.channels.registry import register_backend
 from apps.channels.signatures import webhook_signature
-from apps.core.http import TimeoutSession
+from apps.core.http import TimeoutSession, shared_session
 from apps.core.threads import io_map
 
 RESERVED_HEADERS = frozenset(
@@ -99,14 +99,12 @@ class WebhookBackend(ChannelBackend):
         return errors
 
     def open(self) -> None:
-        # One session per backend: keep-alive connections are reused for the whole batch.
+        # The process's shared session: keep-alive connections are reused across batches too.
         if self._session is None:
-            self._session = TimeoutSession(timeout=self.timeout, pool_maxsize=self._concurrency)
+            self._session = shared_session(timeout=self.timeout, pool_maxsize=self._concurrency)
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        self._session = None  # shared: its connections stay open for the next batch
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         self.open()
