@@ -255,18 +255,23 @@ def realtime_run_ring(*, run_id: int, message_id: int) -> None:
 
 def realtime_messages_send(*, message_id: int) -> BatchOutcome:
     """Sends a trigger's message together with every other new trigger of its run waiting at that
-    moment, in chunks of SEND_CHUNK_SIZE over one provider connection each. The task first silences its
-    run's bell, so a trigger committed from then on rings a new task, and every trigger committed
-    before is among those this task finds. A paused or cancelled run's triggers stay pending (resume
-    releases them)."""
+    moment, in chunks of SEND_CHUNK_SIZE over one provider connection each. The task waits until
+    REALTIME_GATHER_SECONDS after the trigger arrived, then silences its run's bell, so a trigger
+    committed from then on rings a new task, and every trigger committed before is among those this
+    task finds. A paused or cancelled run's triggers stay pending (resume releases them)."""
     from apps.core.redis import get_redis
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT run_id FROM campaigns_message WHERE id = %s", [message_id])
+        cursor.execute("SELECT run_id, send_at FROM campaigns_message WHERE id = %s", [message_id])
         row = cursor.fetchone()
     if row is None:
         return BatchOutcome()
-    run_id = row[0]
+    run_id, rang_at = row
+    # Let the triggers arriving just behind this one join its batch: they find the bell still ringing
+    # and ring no task of their own. A task that waited in the queue that long already goes at once.
+    gather = (rang_at - timezone.now()).total_seconds() + settings.REALTIME_GATHER_SECONDS
+    if gather > 0:
+        time.sleep(min(gather, settings.REALTIME_GATHER_SECONDS))
     try:
         get_redis().delete(realtime_bell_key(run_id))
     except Exception:  # the bell expires by itself; triggers meanwhile are rescued by the dispatcher

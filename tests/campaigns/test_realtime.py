@@ -362,6 +362,51 @@ def test_triggers_arriving_while_a_task_waits_ring_no_second_task_and_it_sends_t
     assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
 
 
+@responses.activate
+def test_a_task_waits_for_the_triggers_arriving_just_behind_its_own_and_sends_them_in_its_batch(
+    client: HttpClient,
+    acme: Client,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.REALTIME_GATHER_SECONDS = 0.5
+    responses.add(responses.POST, HOOK, json={})
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c1"))
+    first = Message.objects.get()
+    redis_client.delete("realtime")  # the worker takes the task off the queue
+    waits: list[float] = []
+
+    def a_trigger_arrives_meanwhile(seconds: float) -> None:
+        if not waits:
+            with django_capture_on_commit_callbacks(execute=True):
+                post(client, acme, trigger("c2"))
+        waits.append(seconds)
+
+    monkeypatch.setattr(services.time, "sleep", a_trigger_arrives_meanwhile)
+    outcome = services.realtime_messages_send(message_id=first.pk)
+    assert 0 < waits[0] <= 0.5
+    assert (outcome.claimed, outcome.sent) == (2, 2)
+    assert queued_realtime_tasks(redis_client) == []  # the second trigger found the bell ringing
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_task_that_waited_in_the_queue_longer_than_the_gathering_time_goes_at_once(
+    client: HttpClient, acme: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.REALTIME_GATHER_SECONDS = 0.5
+    responses.add(responses.POST, HOOK, json={})
+    post(client, acme, trigger("c1"))
+    Message.objects.update(send_at=datetime.now(UTC) - timedelta(seconds=2))
+    waits: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", waits.append)
+    assert services.realtime_messages_send(message_id=Message.objects.get().pk).sent == 1
+    assert waits == []
+
+
 def test_a_lost_task_holds_later_triggers_only_until_the_bell_expires(
     client: HttpClient,
     acme: Client,

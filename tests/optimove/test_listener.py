@@ -138,6 +138,21 @@ def test_wrong_token_is_403_and_changes_nothing(client: HttpClient, acme: Client
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"{}", b"x" * (70 * 1024)])
+def test_a_bad_body_of_an_unknown_client_or_with_a_wrong_token_says_so_first(
+    client: HttpClient, acme: Client, raw: bytes
+) -> None:
+    """The body is parsed before the client is read (one query reads both the client and the channel
+    it names), but the answer still puts who is calling before what they sent."""
+    before = snapshot()
+    unknown = client.post("/optimove/listener/nobody/504/?token=x", data=raw, content_type="application/json")
+    wrong = client.post(
+        f"/optimove/listener/{acme.slug}/504/?token=wrong", data=raw, content_type="application/json"
+    )
+    assert (unknown.status_code, wrong.status_code) == (404, 403)
+    assert snapshot() == before
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
