@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +10,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from apps.core.threads import process_kept
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
@@ -59,8 +60,6 @@ class TimeoutSession(requests.Session):
 
 # Hosts whose idle keep-alive connections a shared session keeps (per host, up to its pool size).
 SHARED_SESSION_HOSTS = 64
-_shared: dict[tuple[int, float, int], TimeoutSession] = {}
-_shared_lock = threading.Lock()
 
 
 def shared_session(*, timeout: float, pool_maxsize: int) -> TimeoutSession:
@@ -68,14 +67,9 @@ def shared_session(*, timeout: float, pool_maxsize: int) -> TimeoutSession:
     outlive one send batch: a real-time trigger, often a batch of one, would otherwise pay a TCP (and
     TLS) handshake, on both sides, every time. urllib3 checks a pooled connection before reusing it and
     opens a new one when the server has closed it. Never close it; a forked child gets its own."""
-    key = (os.getpid(), timeout, pool_maxsize)
-    session = _shared.get(key)
-    if session is None:
-        with _shared_lock:
-            session = _shared.get(key)
-            if session is None:
-                session = TimeoutSession(
-                    timeout=timeout, pool_maxsize=pool_maxsize, pool_connections=SHARED_SESSION_HOSTS
-                )
-                _shared[key] = session
-    return session
+    return process_kept(
+        ("http-session", timeout, pool_maxsize),
+        lambda: TimeoutSession(
+            timeout=timeout, pool_maxsize=pool_maxsize, pool_connections=SHARED_SESSION_HOSTS
+        ),
+    )

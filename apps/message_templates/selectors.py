@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 from django.db import connection
+from django.db.models import Field
 
 from apps.clients.models import Channel
 from apps.core.rows import instance_from_row, model_fields, select_list
 from apps.message_templates.models import MessageTemplate
+
+
+@cache
+def _templates_query() -> tuple[list[Field[Any, Any]], str]:
+    """Plain SQL (apps.core.rows): this runs once per send batch."""
+    fields = model_fields(MessageTemplate)
+    sql = (
+        f"SELECT {select_list(fields, 't')} FROM {MessageTemplate._meta.db_table} t "  # noqa: S608
+        "WHERE t.channel_id = %s AND t.template_id = ANY(%s)"
+    )
+    return fields, sql
 
 
 def template_map_for_channel(
@@ -21,12 +35,9 @@ def template_map_for_channel(
     ids = sorted(set(template_ids))
     if not ids:
         return {}
-    fields = model_fields(MessageTemplate)
-    # Plain SQL (apps.core.rows): this runs once per send batch.
-    sql = (
-        f"SELECT {select_list(fields, 't')} FROM {MessageTemplate._meta.db_table} t "  # noqa: S608
-        f"WHERE t.channel_id = %s AND t.template_id = ANY(%s){' AND t.is_active' if active_only else ''}"
-    )
+    fields, sql = _templates_query()
+    if active_only:
+        sql += " AND t.is_active"
     with connection.cursor() as cursor:
         cursor.execute(sql, [channel.pk, ids])
         rows = cursor.fetchall()
