@@ -372,10 +372,16 @@ class _ProviderHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real provider offers
     disable_nagle_algorithm = True
 
-    def _arrival(self) -> tuple[float, str, str]:
-        """(clock() when the headers had arrived, the Idempotency-Key, the body's customer_id)."""
+    def _arrival(self) -> tuple[float, str, str] | None:
+        """(clock() when the headers had arrived, the Idempotency-Key, the body's customer_id), or None
+        when the sender's connection ended before the whole body came: a sender killed mid-request
+        sent no request a provider would act on, so it is neither recorded nor answered."""
         at = clock()
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return None
         try:
             customer = str(json.loads(body).get("customer_id") or "")
         except (ValueError, AttributeError):
@@ -412,7 +418,10 @@ def _receiver_main(port: int, ready: Any) -> None:
 
     class Handler(_ProviderHandler):
         def do_POST(self) -> None:
-            at, key, customer = self._arrival()
+            arrival = self._arrival()
+            if arrival is None:
+                return
+            at, key, customer = arrival
             with lock:
                 arrivals.append(Arrival(at, key, customer))
                 by_group[customer.rpartition("-")[0]] += 1
@@ -648,7 +657,10 @@ def _flaky_receiver_main(
 
     class Handler(_ProviderHandler):
         def do_POST(self) -> None:
-            at, key, customer = self._arrival()
+            arrival = self._arrival()
+            if arrival is None:
+                return
+            at, key, customer = arrival
             with lock:
                 status = rng.choice(fault_statuses) if rng.random() < fault_rate else 200
                 answered.append(Answered(at, key, customer, status))

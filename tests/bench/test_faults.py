@@ -14,13 +14,16 @@ The fast tests check the suite's own verdict: each check fails when what it guar
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from bench.common import Answered
+from bench.common import Answered, FlakyReceiver, Stack
 from bench.faults import (
     CUT_POSTGRES,
     DEFAULT_PLAN,
@@ -229,6 +232,40 @@ def _check(figures: DeliveryFigures, statuses: dict[str, int], name: str) -> Che
         unexpected_exits=[],
     )
     return next(c for c in checks if c.name == name)
+
+
+# The receiver standing in for the provider
+# ------------------------------------------------------------------------------
+
+
+def _post(port: int, body: bytes, *, declared: int, key: str) -> bytes:
+    """Sends a POST declaring `declared` body bytes but sending only `body`, then ends the connection
+    (what a sender killed mid-request does); returns what came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Idempotency-Key: {key}\r\nContent-Length: {declared}\r\n\r\n".encode()
+            + body
+        )
+        sock.shutdown(socket.SHUT_WR)
+        return sock.recv(4096)
+
+
+def test_a_request_cut_off_before_its_body_was_whole_is_no_delivery() -> None:
+    """A sender killed mid-request leaves the receiver headers and part of a body. No provider would act
+    on it, so the suite must not count it as a delivery (of customer "", with a key of its own)."""
+    stack = SimpleNamespace(children=[])
+    receiver = FlakyReceiver(cast(Stack, stack), "receiver", fault_rate=0.0)
+    try:
+        whole = json.dumps({"customer_id": "c-1"}).encode()
+        assert _post(receiver.port, whole[:5], declared=len(whole), key="k-cut") == b""
+        assert _post(receiver.port, whole, declared=len(whole), key="k-whole").startswith(b"HTTP/1.1 200")
+        got: list[Any] = [(a.key, a.customer_id, a.status) for a in receiver.answered()]
+        assert got == [("k-whole", "c-1", 200)]
+        assert receiver.delivered() == 1
+    finally:
+        receiver.process.kill()
+        receiver.process.join(5)
 
 
 # The whole scenario (slow)
