@@ -64,9 +64,8 @@ LOCAL_APPS = [
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
-MIDDLEWARE = [
-    "apps.core.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+# What only the admin's browsers need; Optimove's listener URL goes without it (apps.core.wsgi).
+BROWSER_MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -74,6 +73,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+MIDDLEWARE = [
+    "apps.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    *BROWSER_MIDDLEWARE,
 ]
 
 TEMPLATES = [
@@ -356,21 +360,8 @@ MIDDLEWARE = [
     *MIDDLEWARE,
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
-# Optimove's listener URL is answered without what only the admin's browsers need (apps.core.wsgi).
-LISTENER_MIDDLEWARE = [
-    path
-    for path in MIDDLEWARE
-    if path
-    not in {
-        "whitenoise.middleware.WhiteNoiseMiddleware",
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.common.CommonMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    }
-]
+# Optimove's listener URL: request ids, security headers and request metrics (apps.core.wsgi).
+LISTENER_MIDDLEWARE = [path for path in MIDDLEWARE if path not in BROWSER_MIDDLEWARE]
 # Empty: /metrics is open (serve it on a private network only). Set: scrapers must send
 # `Authorization: Bearer <token>`.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import responses
 
+from apps.clients.models import Channel, ChannelKind, Client
 from apps.optimove.client import OptimoveClient
 from apps.optimove.types import Credentials
 
@@ -56,3 +57,28 @@ def api(redis_client: Any) -> OptimoveClient:
     return OptimoveClient(
         Credentials(base_url=BASE + "/", api_key=API_KEY), redis=redis_client, rate_limit=UNLIMITED
     )
+
+
+# The listener tests' client: an email channel (504) and an SMS channel (505), both console.
+@pytest.fixture
+def acme(db: None) -> Client:
+    client = Client.objects.create(
+        slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
+    )
+    Channel.objects.create(
+        client=client,
+        name="Email",
+        kind=ChannelKind.EMAIL,
+        optimove_channel_id=504,
+        provider="console",
+        address_attribute="Email",
+    )
+    Channel.objects.create(
+        client=client,
+        name="SMS",
+        kind=ChannelKind.SMS,
+        optimove_channel_id=505,
+        provider="console",
+        address_attribute="Phone",
+    )
+    return client

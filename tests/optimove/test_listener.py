@@ -18,7 +18,7 @@ from apps.campaigns.models import (
     MessageStatus,
     RunState,
 )
-from apps.clients.models import Channel, ChannelKind, Client
+from apps.clients.models import Client
 from apps.optimove.listeners import listener_url
 from apps.optimove.models import Notification
 
@@ -27,30 +27,6 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "optimove"
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def acme(db: None) -> Client:
-    client = Client.objects.create(
-        slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
-    )
-    Channel.objects.create(
-        client=client,
-        name="Email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
-    Channel.objects.create(
-        client=client,
-        name="SMS",
-        kind=ChannelKind.SMS,
-        optimove_channel_id=505,
-        provider="console",
-        address_attribute="Phone",
-    )
-    return client
 
 
 def post(

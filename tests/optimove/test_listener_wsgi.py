@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from apps.campaigns.models import CampaignRun
-from apps.clients.models import Channel, ChannelKind, Client
+from apps.clients.models import Client
 from apps.core.wsgi import application_get
 from apps.optimove.models import Notification
 
@@ -45,22 +45,6 @@ def call(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, dict
     finally:
         getattr(chunks, "close", lambda: None)()
     return answer["status"], answer["headers"], content
-
-
-@pytest.fixture
-def acme() -> Client:
-    client = Client.objects.create(
-        slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
-    )
-    Channel.objects.create(
-        client=client,
-        name="Email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
-    return client
 
 
 def test_a_listener_call_is_answered_without_the_browser_middleware(acme: Client) -> None:
