@@ -48,7 +48,7 @@ class ParsedNotification:
     channel_id: int | None
     clearance_required_by: datetime | None
     fields: dict[str, Any]  # every field, keys lower-cased
-    body: dict[str, Any]  # as received
+    body: dict[str, Any]  # as received, but its secrets (SECRET_FIELDS) redacted: this is what is stored
     trigger: RealtimeTrigger | None = None
 
 
@@ -96,6 +96,18 @@ def _int_field(fields: dict[str, Any], name: str, *, required: bool, maximum: in
     return number
 
 
+# Fields (lower-cased) whose values are secrets. EventTypeID 14 (the file-based flow, not acted on here)
+# carries the key to its customer files; the stored body keeps that it was there, not the key.
+SECRET_FIELDS = frozenset({"decryptionkey"})
+REDACTED = "[redacted]"
+
+
+def _secrets_redacted(body: dict[str, Any]) -> dict[str, Any]:
+    if not any(str(key).lower() in SECRET_FIELDS for key in body):
+        return body
+    return {key: REDACTED if str(key).lower() in SECRET_FIELDS else value for key, value in body.items()}
+
+
 def notification_parse(body: Any) -> ParsedNotification:
     """Field names in any case (Optimove mixes PascalCase and camelCase)."""
     if not isinstance(body, dict):
@@ -115,7 +127,9 @@ def notification_parse(body: Any) -> ParsedNotification:
     if event_type_id == EventType.REALTIME_TRIGGER:
         assert campaign_id is not None
         trigger = _parse_trigger(body, fields, campaign_id=campaign_id)
-    return ParsedNotification(event_type_id, campaign_id, channel_id, clearance, fields, body, trigger)
+    return ParsedNotification(
+        event_type_id, campaign_id, channel_id, clearance, fields, _secrets_redacted(body), trigger
+    )
 
 
 def _parse_trigger(body: dict[str, Any], fields: dict[str, Any], *, campaign_id: int) -> RealtimeTrigger:

@@ -177,6 +177,19 @@ def test_other_event_types_are_recorded_and_not_acted_on(
     assert CampaignRun.objects.count() == 0
 
 
+@pytest.mark.parametrize("name", ["DecryptionKey", "decryptionKey"])
+def test_a_file_flow_notification_is_stored_without_its_decryption_key(
+    client: HttpClient, acme: Client, name: str
+) -> None:
+    """EventTypeID 14 carries the key to the campaign's customer files: a secret, never kept in clear."""
+    body = fixture("notification_14_file_flow.json")
+    body[name] = body.pop("DecryptionKey")
+    assert post(client, acme, body).status_code == 200
+    stored = Notification.objects.get().body
+    assert stored == {**body, name: "[redacted]"}
+    assert "base64-key-here" not in json.dumps(stored)
+
+
 def test_unknown_channel_is_recorded_and_not_acted_on(client: HttpClient, acme: Client) -> None:
     response = post(client, acme, {"EventTypeID": 13, "CampaignID": 5, "ChannelID": 999})
     assert response.status_code == 200
@@ -229,3 +242,22 @@ def test_5_holds_runs_until_clearance(client: HttpClient, acme: Client) -> None:
     assert {r.channel.optimove_channel_id for r in runs} == {504, 505}
     assert {r.state for r in runs} == {"held"}
     assert {r.hold_until for r in runs} == {datetime(2026, 3, 2, 12, 0, tzinfo=UTC)}
+
+
+def test_the_migration_redacts_decryption_keys_stored_before(acme: Client) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("apps.optimove.migrations.0003_redact_stored_decryption_keys")
+    file_flow = fixture("notification_14_file_flow.json")
+    kept = Notification.objects.create(client=acme, event_type_id=14, body=file_flow)
+    scheduled = {"EventTypeID": 13, "CampaignID": 1}
+    other = Notification.objects.create(client=acme, event_type_id=13, body=scheduled)
+
+    migration.redact(apps, None)
+
+    kept.refresh_from_db()
+    assert kept.body == {**file_flow, "DecryptionKey": "[redacted]"}
+    other.refresh_from_db()
+    assert other.body == scheduled
