@@ -13,6 +13,7 @@ from apps.campaigns import services as campaigns
 from apps.campaigns.services import RealtimeTrigger
 from apps.clients.models import Channel, Client
 from apps.core.jsonsafe import MAX_JSON_DEPTH, unstorable_problem
+from apps.core.logging import REDACTED
 from apps.core.rows import row_insert
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
@@ -99,7 +100,6 @@ def _int_field(fields: dict[str, Any], name: str, *, required: bool, maximum: in
 # Fields (lower-cased) whose values are secrets. EventTypeID 14 (the file-based flow, not acted on here)
 # carries the key to its customer files; the stored body keeps that it was there, not the key.
 SECRET_FIELDS = frozenset({"decryptionkey"})
-REDACTED = "[redacted]"
 
 
 def _secrets_redacted(body: dict[str, Any]) -> dict[str, Any]:
