@@ -228,7 +228,10 @@ def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: Realt
     return TriggerOutcome(run_id, message_id, f"message stored; the run is {state}")
 
 
-REALTIME_CHUNKS_PER_TASK = 20
+# How long one realtime task goes on taking its run's triggers as they arrive before it hands over to a
+# new task at the back of the queue, so that one busy campaign does not keep a worker process from the
+# others' triggers.
+REALTIME_TASK_SECONDS = 2.0
 
 
 def realtime_bell_key(run_id: int) -> str:
@@ -254,13 +257,14 @@ def realtime_run_ring(*, run_id: int, message_id: int) -> None:
 
 
 def realtime_messages_send(*, message_id: int) -> BatchOutcome:
-    """Sends a trigger's message together with every other new trigger of its run waiting at that
-    moment, in chunks of SEND_CHUNK_SIZE over one provider connection each. The task waits until
-    REALTIME_GATHER_SECONDS after the trigger arrived, then silences its run's bell, so a trigger
-    committed from then on rings a new task, and every trigger committed before is among those this
-    task finds. A paused or cancelled run's triggers stay pending (resume releases them)."""
-    from apps.core.redis import get_redis
-
+    """Sends a trigger's message with every new trigger of its run, in chunks of SEND_CHUNK_SIZE over
+    one provider connection each, and goes on with the triggers arriving meanwhile while the run's bell
+    still rings: they ring no task of their own, so at hundreds a second a task's fixed costs are paid
+    once for many triggers. It first waits until REALTIME_GATHER_SECONDS after the trigger arrived,
+    then sends what has come, waits that long again and sends what came meanwhile, until a wait brings
+    nothing or REALTIME_TASK_SECONDS have passed. Then it silences the bell and claims once more: every
+    trigger committed before that moment is in that claim or an earlier one, and every one committed
+    after it rings a new task. A paused or cancelled run's triggers stay pending (resume releases them)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT run_id, send_at FROM campaigns_message WHERE id = %s", [message_id])
         row = cursor.fetchone()
@@ -272,20 +276,32 @@ def realtime_messages_send(*, message_id: int) -> BatchOutcome:
     gather = (rang_at - timezone.now()).total_seconds() + settings.REALTIME_GATHER_SECONDS
     if gather > 0:
         time.sleep(min(gather, settings.REALTIME_GATHER_SECONDS))
+    deadline = time.monotonic() + REALTIME_TASK_SECONDS
+    total, ringing = BatchOutcome(), True
+    while True:
+        claimed = _claim_new_triggers(run_id, limit=settings.SEND_CHUNK_SIZE)
+        if claimed:
+            total.add(_claimed_send(claimed, sleep=time.sleep, refill=False))
+        if ringing and claimed and time.monotonic() < deadline:
+            if len(claimed) < settings.SEND_CHUNK_SIZE:  # not a backlog: let the next triggers gather
+                time.sleep(settings.REALTIME_GATHER_SECONDS)
+            continue
+        if not ringing:
+            break
+        _realtime_bell_silence(run_id)
+        ringing = False  # the last claim comes next
+    if len(claimed) == settings.SEND_CHUNK_SIZE:  # a backlog left: another task goes on with it
+        realtime_run_ring(run_id=run_id, message_id=message_id)
+    return total
+
+
+def _realtime_bell_silence(run_id: int) -> None:
+    from apps.core.redis import get_redis
+
     try:
         get_redis().delete(realtime_bell_key(run_id))
     except Exception:  # the bell expires by itself; triggers meanwhile are rescued by the dispatcher
         logger.warning("could not silence the realtime bell", exc_info=True)
-    total = BatchOutcome()
-    for _ in range(REALTIME_CHUNKS_PER_TASK):
-        claimed = _claim_new_triggers(run_id, limit=settings.SEND_CHUNK_SIZE)
-        if not claimed:
-            return total
-        total.add(_claimed_send(claimed, sleep=time.sleep, refill=False))
-        if len(claimed) < settings.SEND_CHUNK_SIZE:
-            return total
-    realtime_run_ring(run_id=run_id, message_id=message_id)  # a long backlog: another task goes on
-    return total
 
 
 _REALTIME_INSERT = """

@@ -207,6 +207,8 @@ REALTIME_BELL_SECONDS = env.float("REALTIME_BELL_SECONDS", default=5.0)
 # A realtime task waits this long after its trigger arrived before it claims, so the triggers arriving
 # meanwhile go in the same batch (one task, one claim, one record for them all) instead of a task each.
 # Each trigger waits at most this long more; at hundreds a second it halves the workers' CPU per trigger.
+# The task then goes on sending the run's triggers as they arrive, gathering this long each time, while
+# they keep coming (see apps.campaigns.services.REALTIME_TASK_SECONDS, well below the bell's life).
 REALTIME_GATHER_SECONDS = env.float("REALTIME_GATHER_SECONDS", default=0.02)
 
 # REPORTING (apps.delivery.reporting): delivery and engagement reported to Optimove

@@ -356,7 +356,7 @@ def test_triggers_arriving_while_a_task_waits_ring_no_second_task_and_it_sends_t
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 4
     assert len(responses.calls) == 4
 
-    # The task silenced the bell as it started: the next trigger rings a new task.
+    # The task silenced the bell when it was done: the next trigger rings a new task.
     with django_capture_on_commit_callbacks(execute=True):
         post(client, acme, trigger("c9"))
     assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
@@ -394,6 +394,74 @@ def test_a_task_waits_for_the_triggers_arriving_just_behind_its_own_and_sends_th
 
 
 @responses.activate
+def test_triggers_arriving_while_a_task_sends_are_sent_by_it_until_a_wait_brings_none(
+    client: HttpClient,
+    acme: Client,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    responses.add(responses.POST, HOOK, json={})
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c0"))
+    Message.objects.update(send_at=datetime.now(UTC) - timedelta(seconds=2))  # no first wait
+    first = Message.objects.get()
+    redis_client.delete("realtime")  # the worker takes the task off the queue
+    sent_at_each_wait: list[int] = []
+
+    def triggers_keep_arriving(seconds: float) -> None:
+        sent_at_each_wait.append(Message.objects.filter(status=MessageStatus.SENT).count())
+        if len(sent_at_each_wait) <= 3:  # one more during each of the first three waits, then none
+            with django_capture_on_commit_callbacks(execute=True):
+                post(client, acme, trigger(f"c{len(sent_at_each_wait)}"))
+
+    monkeypatch.setattr(services.time, "sleep", triggers_keep_arriving)
+    outcome = services.realtime_messages_send(message_id=first.pk)
+    assert (outcome.claimed, outcome.sent) == (4, 4)
+    assert sent_at_each_wait == [1, 2, 3, 4]  # each trigger went out before the next wait
+    assert queued_realtime_tasks(redis_client) == []  # they all found the bell ringing
+    # The task silenced the bell when a wait brought nothing: the next trigger rings a new task.
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c9"))
+    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
+
+
+@responses.activate
+def test_a_task_hands_a_busy_run_over_to_a_new_task_after_its_time(
+    client: HttpClient,
+    acme: Client,
+    redis_client: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Triggers that never stop do not keep one task, and so one worker process, forever."""
+    responses.add(responses.POST, HOOK, json={})
+    monkeypatch.setattr(services, "REALTIME_TASK_SECONDS", 0.3)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("c0"))
+    first = Message.objects.get()
+    redis_client.delete("realtime")
+    posted = iter(range(1, 10_000))
+    real_sleep = time.sleep
+
+    def a_trigger_during_every_wait(seconds: float) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            post(client, acme, trigger(f"c{next(posted)}"))
+        real_sleep(0.05)
+
+    monkeypatch.setattr(services.time, "sleep", a_trigger_during_every_wait)
+    outcome = services.realtime_messages_send(message_id=first.pk)
+    monkeypatch.undo()
+    count = Message.objects.count()
+    assert 3 <= count < 30
+    assert (outcome.claimed, outcome.sent) == (count, count)  # it took every trigger posted meanwhile
+    assert queued_realtime_tasks(redis_client) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, acme, trigger("after"))
+    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="after").pk]]
+
+
+@responses.activate
 def test_a_task_that_waited_in_the_queue_longer_than_the_gathering_time_goes_at_once(
     client: HttpClient, acme: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -401,10 +469,14 @@ def test_a_task_that_waited_in_the_queue_longer_than_the_gathering_time_goes_at_
     responses.add(responses.POST, HOOK, json={})
     post(client, acme, trigger("c1"))
     Message.objects.update(send_at=datetime.now(UTC) - timedelta(seconds=2))
-    waits: list[float] = []
-    monkeypatch.setattr(services.time, "sleep", waits.append)
+    sent_at_each_wait: list[int] = []
+
+    def wait(seconds: float) -> None:
+        sent_at_each_wait.append(Message.objects.filter(status=MessageStatus.SENT).count())
+
+    monkeypatch.setattr(services.time, "sleep", wait)
     assert services.realtime_messages_send(message_id=Message.objects.get().pk).sent == 1
-    assert waits == []
+    assert set(sent_at_each_wait) <= {1}  # it sent before it waited for anything
 
 
 def test_a_lost_task_holds_later_triggers_only_until_the_bell_expires(
