@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from functools import cache
 from pathlib import Path
 
 from prometheus_client import multiprocess, values
@@ -27,6 +28,7 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(ENV_VAR) or None
 
 
+@cache  # prometheus_client asks for the identifier at every change of every value
 def _host() -> str:
     # '_' separates the parts of prometheus_client's file names ("counter_<id>.db"): keep it out.
     return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
