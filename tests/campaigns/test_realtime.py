@@ -339,6 +339,19 @@ def queued_realtime_tasks(redis_client: Any) -> list[list[int]]:
     return [json.loads(base64.b64decode(body["body"]))[0] for body in bodies]
 
 
+def post_ringing(client: HttpClient, acme: Client, capture: Any, customer_id: str) -> None:
+    """Posts a trigger and runs what its commit sets off: the run's bell, and a task if it rang."""
+    with capture(execute=True):
+        post(client, acme, trigger(customer_id))
+
+
+def assert_the_next_trigger_rings_a_new_task(
+    client: HttpClient, acme: Client, redis_client: Any, capture: Any
+) -> None:
+    post_ringing(client, acme, capture, "next")
+    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="next").pk]]
+
+
 @responses.activate
 def test_triggers_arriving_while_a_task_waits_ring_no_second_task_and_it_sends_them_all(
     client: HttpClient, acme: Client, redis_client: Any, django_capture_on_commit_callbacks: Any
@@ -357,9 +370,7 @@ def test_triggers_arriving_while_a_task_waits_ring_no_second_task_and_it_sends_t
     assert len(responses.calls) == 4
 
     # The task silenced the bell when it was done: the next trigger rings a new task.
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c9"))
-    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
+    assert_the_next_trigger_rings_a_new_task(client, acme, redis_client, django_capture_on_commit_callbacks)
 
 
 @responses.activate
@@ -373,16 +384,14 @@ def test_a_task_waits_for_the_triggers_arriving_just_behind_its_own_and_sends_th
 ) -> None:
     settings.REALTIME_GATHER_SECONDS = 0.5
     responses.add(responses.POST, HOOK, json={})
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c1"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c1")
     first = Message.objects.get()
     redis_client.delete("realtime")  # the worker takes the task off the queue
     waits: list[float] = []
 
     def a_trigger_arrives_meanwhile(seconds: float) -> None:
         if not waits:
-            with django_capture_on_commit_callbacks(execute=True):
-                post(client, acme, trigger("c2"))
+            post_ringing(client, acme, django_capture_on_commit_callbacks, "c2")
         waits.append(seconds)
 
     monkeypatch.setattr(services.time, "sleep", a_trigger_arrives_meanwhile)
@@ -402,8 +411,7 @@ def test_triggers_arriving_while_a_task_sends_are_sent_by_it_until_a_wait_brings
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     responses.add(responses.POST, HOOK, json={})
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c0"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c0")
     Message.objects.update(send_at=datetime.now(UTC) - timedelta(seconds=2))  # no first wait
     first = Message.objects.get()
     redis_client.delete("realtime")  # the worker takes the task off the queue
@@ -412,8 +420,7 @@ def test_triggers_arriving_while_a_task_sends_are_sent_by_it_until_a_wait_brings
     def triggers_keep_arriving(seconds: float) -> None:
         sent_at_each_wait.append(Message.objects.filter(status=MessageStatus.SENT).count())
         if len(sent_at_each_wait) <= 3:  # one more during each of the first three waits, then none
-            with django_capture_on_commit_callbacks(execute=True):
-                post(client, acme, trigger(f"c{len(sent_at_each_wait)}"))
+            post_ringing(client, acme, django_capture_on_commit_callbacks, f"c{len(sent_at_each_wait)}")
 
     monkeypatch.setattr(services.time, "sleep", triggers_keep_arriving)
     outcome = services.realtime_messages_send(message_id=first.pk)
@@ -421,9 +428,7 @@ def test_triggers_arriving_while_a_task_sends_are_sent_by_it_until_a_wait_brings
     assert sent_at_each_wait == [1, 2, 3, 4]  # each trigger went out before the next wait
     assert queued_realtime_tasks(redis_client) == []  # they all found the bell ringing
     # The task silenced the bell when a wait brought nothing: the next trigger rings a new task.
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c9"))
-    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c9").pk]]
+    assert_the_next_trigger_rings_a_new_task(client, acme, redis_client, django_capture_on_commit_callbacks)
 
 
 @responses.activate
@@ -437,16 +442,14 @@ def test_a_task_hands_a_busy_run_over_to_a_new_task_after_its_time(
     """Triggers that never stop do not keep one task, and so one worker process, forever."""
     responses.add(responses.POST, HOOK, json={})
     monkeypatch.setattr(services, "REALTIME_TASK_SECONDS", 0.3)
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c0"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c0")
     first = Message.objects.get()
     redis_client.delete("realtime")
     posted = iter(range(1, 10_000))
     real_sleep = time.sleep
 
     def a_trigger_during_every_wait(seconds: float) -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            post(client, acme, trigger(f"c{next(posted)}"))
+        post_ringing(client, acme, django_capture_on_commit_callbacks, f"c{next(posted)}")
         real_sleep(0.05)
 
     monkeypatch.setattr(services.time, "sleep", a_trigger_during_every_wait)
@@ -456,9 +459,7 @@ def test_a_task_hands_a_busy_run_over_to_a_new_task_after_its_time(
     assert 3 <= count < 30
     assert (outcome.claimed, outcome.sent) == (count, count)  # it took every trigger posted meanwhile
     assert queued_realtime_tasks(redis_client) == []
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("after"))
-    assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="after").pk]]
+    assert_the_next_trigger_rings_a_new_task(client, acme, redis_client, django_capture_on_commit_callbacks)
 
 
 @responses.activate
@@ -487,15 +488,12 @@ def test_a_lost_task_holds_later_triggers_only_until_the_bell_expires(
     settings: Any,
 ) -> None:
     settings.REALTIME_BELL_SECONDS = 0.2
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c1"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c1")
     redis_client.delete("realtime")  # the task is lost with its worker; the bell still rings
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c2"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c2")
     assert queued_realtime_tasks(redis_client) == []
     time.sleep(0.3)
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, acme, trigger("c3"))
+    post_ringing(client, acme, django_capture_on_commit_callbacks, "c3")
     assert queued_realtime_tasks(redis_client) == [[Message.objects.get(customer_id="c3").pk]]
 
 
