@@ -22,6 +22,7 @@ from apps.optimove.listeners import listener_url
 from apps.optimove.models import Notification
 from apps.subscriptions.models import ConsentSource
 from apps.subscriptions.services import subscription_opt_out
+from tests.tenants import console_email_channel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "optimove"
 HOOK = "https://hooks.example.test/realtime"
@@ -57,14 +58,7 @@ def acme(db: None, redis_client: Any) -> Client:
             "promo": "{{ promo_code | default('none') }}",
         },
     )
-    Channel.objects.create(
-        client=client,
-        name="Scheduled email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
+    console_email_channel(client, name="Scheduled email")
     return client
 
 

@@ -25,6 +25,7 @@ from apps.optimove.models import Notification
 from apps.optimove.views import MAX_BODY_BYTES
 from tests.fuzz import strategies as hs
 from tests.fuzz.conftest import fuzz, tally
+from tests.tenants import console_email_channel
 
 # A property that hangs fails here rather than at the suite-wide 300 s.
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
@@ -111,14 +112,7 @@ def acme(db: None) -> Client:
     client = Client.objects.create(
         slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
     )
-    Channel.objects.create(
-        client=client,
-        name="Email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
+    console_email_channel(client)
     Channel.objects.create(
         client=client,
         name="Real-time hook",

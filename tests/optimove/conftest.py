@@ -14,6 +14,7 @@ import responses
 from apps.clients.models import Channel, ChannelKind, Client
 from apps.optimove.client import OptimoveClient
 from apps.optimove.types import Credentials
+from tests.tenants import console_email_channel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "optimove"
 BASE = "https://api5.optimove.test/partner-prefix"
@@ -65,14 +66,7 @@ def acme(db: None) -> Client:
     client = Client.objects.create(
         slug="acme", name="Acme", optimove_base_url="https://api5.optimove.net", optimove_api_key="k"
     )
-    Channel.objects.create(
-        client=client,
-        name="Email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
+    console_email_channel(client)
     Channel.objects.create(
         client=client,
         name="SMS",

@@ -14,6 +14,7 @@ from apps.campaigns.services import message_batch_send
 from apps.clients.models import Channel, ChannelKind, Client
 from apps.message_templates.models import MessageTemplate
 from apps.subscriptions.models import Subscription, SubscriptionChange
+from tests.tenants import console_email_channel
 
 
 @pytest.fixture
@@ -23,14 +24,7 @@ def acme(db: None) -> Client:
 
 @pytest.fixture
 def email(acme: Client) -> Channel:
-    return Channel.objects.create(
-        client=acme,
-        name="Email",
-        kind=ChannelKind.EMAIL,
-        optimove_channel_id=504,
-        provider="console",
-        address_attribute="Email",
-    )
+    return console_email_channel(acme)
 
 
 @pytest.fixture
