@@ -30,6 +30,18 @@ def _database_connections_check(sender: object = None, **kwargs: object) -> None
 
 
 @worker_init.connect
+def _bulk_worker_priority(sender: object = None, **kwargs: object) -> None:
+    """Before the pool forks, so its children inherit the priority (apps.core.priority)."""
+    from django.conf import settings
+
+    from apps.core.priority import worker_priority_lower
+
+    # The queues `-Q` chose, or every queue without it.
+    queues = getattr(sender, "app", app).amqp.queues.consume_from
+    worker_priority_lower(queues=queues, niceness=settings.BULK_WORKER_NICENESS)
+
+
+@worker_init.connect
 def _preload_send_path(**kwargs: object) -> None:
     """Imports the send path (channel backends with their provider libraries, the template sandbox)
     in the worker's main process, before the pool forks: otherwise every child pays for those imports

@@ -210,6 +210,10 @@ REALTIME_BELL_SECONDS = env.float("REALTIME_BELL_SECONDS", default=5.0)
 # The task then goes on sending the run's triggers as they arrive, gathering this long each time, while
 # they keep coming (see apps.campaigns.services.REALTIME_TASK_SECONDS, well below the bell's life).
 REALTIME_GATHER_SECONDS = env.float("REALTIME_GATHER_SECONDS", default=0.02)
+# A Celery worker that does not consume the realtime queue (sends, audience, reporting) lowers its CPU
+# priority to this niceness at start (apps.core.priority), so a campaign keeping every core busy does
+# not slow the listener and the real-time sends on the same machine. 0 leaves the priority alone.
+BULK_WORKER_NICENESS = env.int("BULK_WORKER_NICENESS", default=10)
 
 # REPORTING (apps.delivery.reporting): delivery and engagement reported to Optimove
 # ------------------------------------------------------------------------------
