@@ -26,6 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def _listener_targets_forgotten() -> Iterator[None]:
+    """Each test's clients are new rows: no listener target kept from an earlier test."""
+    from apps.clients.selectors import listener_targets_forget
+
+    listener_targets_forget()
+    yield
+    listener_targets_forget()
+
+
 @pytest.fixture
 def redis_client() -> Any:
     from apps.core.redis import get_redis

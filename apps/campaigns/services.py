@@ -177,13 +177,37 @@ class TriggerOutcome:
     message_id: int | None  # None: nothing stored (a cancelled campaign, or a repeat)
     reason: str
     acted: bool = True  # False: the trigger was refused (its campaign was cancelled)
+    receipt_id: int | None = None  # the receipt's row, when one was asked for
 
 
-def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: RealtimeTrigger) -> TriggerOutcome:
+@dataclass(frozen=True, slots=True)
+class TriggerReceipt:
+    """A row the caller keeps of the trigger (the listener's record of the notification), written by the
+    same statement as the trigger's message: at hundreds of triggers a second, every round trip to
+    PostgreSQL waits its turn for a core, so one statement (autocommitted) answers Optimove sooner than a
+    transaction of several. `table` has the columns in `values` and also `run_id`, `acted` and
+    `outcome`, which the statement fills in: the run, whether the trigger was acted on, and the reason
+    (prefixed by `refusal_prefix` when it was not)."""
+
+    table: str
+    values: dict[str, Any]
+    refusal_prefix: str = ""
+
+
+TRIGGER_CANCELLED = "the campaign was cancelled"
+TRIGGER_REPEAT = "repeat: this trigger was received before"
+TRIGGER_QUEUED = "message queued"
+TRIGGER_STORED = "message stored; the run is "  # + the run's state
+
+
+def realtime_trigger_receive(
+    *, client: Client, channel: Channel, trigger: RealtimeTrigger, receipt: TriggerReceipt | None = None
+) -> TriggerOutcome:
     """Stores the trigger as one message of the campaign's long-lived real-time run and, after commit,
     rings the run's `realtime` task (no dispatcher tick in between). A repeat of the same notification
     finds its message and changes nothing. Its `due_at` is set a little later, so the dispatcher rescues
-    the message if that task is lost, and only then."""
+    the message if that task is lost, and only then. Outside a transaction the message (and the
+    receipt) are one autocommitted statement; the campaign's first trigger also makes its run."""
     now = timezone.now()
     key = realtime_message_key(
         client_id=client.pk,
@@ -193,39 +217,41 @@ def realtime_trigger_receive(*, client: Client, channel: Channel, trigger: Realt
         template_id=trigger.template_id,
         timestamp=trigger.timestamp.isoformat(),
     )
-    # No savepoint inside the listener's transaction (two round trips fewer): an error here ends the
-    # whole notification anyway.
-    with transaction.atomic(savepoint=False):
-        insert = partial(
-            _realtime_message_insert, client=client, channel=channel, key=key, trigger=trigger, now=now
+    insert = partial(
+        _realtime_message_insert,
+        client=client,
+        channel=channel,
+        key=key,
+        trigger=trigger,
+        now=now,
+        receipt=receipt,
+    )
+    stored = insert()
+    if stored is None:  # the campaign's first trigger: its run is made once, then the trigger stored
+        CampaignRun.objects.get_or_create(
+            client=client,
+            channel=channel,
+            campaign_id=trigger.campaign_id,
+            defaults={
+                "kind": RunKind.REALTIME,
+                "state": RunState.SENDING,
+                "paging_done": True,
+                "started_by_event_type": 11,
+                "last_progress_at": now,
+            },
         )
         stored = insert()
-        if stored is None:  # the campaign's first trigger: its run is made once
-            CampaignRun.objects.get_or_create(
-                client=client,
-                channel=channel,
-                campaign_id=trigger.campaign_id,
-                defaults={
-                    "kind": RunKind.REALTIME,
-                    "state": RunState.SENDING,
-                    "paging_done": True,
-                    "started_by_event_type": 11,
-                    "last_progress_at": now,
-                },
-            )
-            stored = _realtime_message_insert(
-                client=client, channel=channel, key=key, trigger=trigger, now=now
-            )
-            assert stored is not None, "the run exists now"
-        run_id, state, message_id = stored
-        if state == RunState.CANCELLED:
-            return TriggerOutcome(run_id, None, "the campaign was cancelled", acted=False)
-        if message_id is None:
-            return TriggerOutcome(run_id, None, "repeat: this trigger was received before")
-        if state == RunState.SENDING:
-            transaction.on_commit(lambda: realtime_run_ring(run_id=run_id, message_id=message_id))
-            return TriggerOutcome(run_id, message_id, "message queued")
-    return TriggerOutcome(run_id, message_id, f"message stored; the run is {state}")
+        assert stored is not None, "the run exists now"
+    run_id, state, message_id, receipt_id = stored
+    if state == RunState.CANCELLED:
+        return TriggerOutcome(run_id, None, TRIGGER_CANCELLED, acted=False, receipt_id=receipt_id)
+    if message_id is None:
+        return TriggerOutcome(run_id, None, TRIGGER_REPEAT, receipt_id=receipt_id)
+    if state == RunState.SENDING:
+        # Straight away when the statement was its own transaction.
+        transaction.on_commit(lambda: realtime_run_ring(run_id=run_id, message_id=message_id))
+        return TriggerOutcome(run_id, message_id, TRIGGER_QUEUED, receipt_id=receipt_id)
+    return TriggerOutcome(run_id, message_id, f"{TRIGGER_STORED}{state}", receipt_id=receipt_id)
 
 
 # How long one realtime task goes on taking its run's triggers as they arrive before it hands over to a
@@ -320,38 +346,77 @@ inserted AS (
      WHERE run.state <> 'cancelled'
     ON CONFLICT ON CONSTRAINT message_unique_per_run DO NOTHING
     RETURNING id
-)
-SELECT run.id, run.state, (SELECT id FROM inserted) FROM run
+){receipt_cte}
+SELECT run.id, run.state, (SELECT id FROM inserted), {receipt_id} FROM run
 """
+# The receipt's outcome, as TriggerOutcome gives it (realtime_trigger_receive).
+_RECEIPT_CTE = """,
+receipt AS (
+    INSERT INTO {table} ({columns}, run_id, acted, outcome)
+    SELECT {values}, run.id, run.state <> 'cancelled',
+           CASE WHEN run.state = 'cancelled' THEN %(r_refused)s
+                WHEN NOT EXISTS (SELECT FROM inserted) THEN %(r_repeat)s
+                WHEN run.state = 'sending' THEN %(r_queued)s
+                ELSE %(r_stored)s || run.state END
+      FROM run
+    RETURNING id
+)"""
 
 
 def _realtime_message_insert(
-    *, client: Client, channel: Channel, key: str, trigger: RealtimeTrigger, now: datetime
-) -> tuple[int, str, int | None] | None:
+    *,
+    client: Client,
+    channel: Channel,
+    key: str,
+    trigger: RealtimeTrigger,
+    now: datetime,
+    receipt: TriggerReceipt | None,
+) -> tuple[int, str, int | None, int | None] | None:
     """One statement (the listener pays per notification, at hundreds a second): finds the campaign's
-    real-time run and inserts the trigger's message unless the run was cancelled or the same trigger was
-    stored before. (run id, run state, new message id or None), or None when the run does not exist."""
+    real-time run, inserts the trigger's message unless the run was cancelled or the same trigger was
+    stored before, and the receipt. (run id, run state, new message id or None, receipt id or None), or
+    None when the run does not exist (nothing written)."""
     history = [{"status": MessageStatus.PENDING.value, "at": now.isoformat()}]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _REALTIME_INSERT,
-            {
-                "client_id": client.pk,
-                "channel_id": channel.pk,
-                "campaign_id": trigger.campaign_id,
-                "customer_id": trigger.customer_id,
-                "template_id": trigger.template_id,
-                "key": key,
-                "now": now,
-                "due_at": now + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS),
-                "attributes": json.dumps(trigger.attributes),
-                "history": json.dumps(history),
-            },
+    params: dict[str, Any] = {
+        "client_id": client.pk,
+        "channel_id": channel.pk,
+        "campaign_id": trigger.campaign_id,
+        "customer_id": trigger.customer_id,
+        "template_id": trigger.template_id,
+        "key": key,
+        "now": now,
+        "due_at": now + timedelta(seconds=settings.REALTIME_RESCUE_SECONDS),
+        "attributes": json.dumps(trigger.attributes),
+        "history": json.dumps(history),
+    }
+    sql = _REALTIME_INSERT.format(receipt_cte="", receipt_id="NULL")
+    if receipt is not None:
+        quote = connection.ops.quote_name
+        names = [f"v{i}" for i in range(len(receipt.values))]
+        params.update(zip(names, receipt.values.values(), strict=True))
+        params.update(
+            r_refused=receipt.refusal_prefix + TRIGGER_CANCELLED,
+            r_repeat=TRIGGER_REPEAT,
+            r_queued=TRIGGER_QUEUED,
+            r_stored=TRIGGER_STORED,
         )
+        receipt_cte = _RECEIPT_CTE.format(
+            table=quote(receipt.table),
+            columns=", ".join(quote(column) for column in receipt.values),
+            values=", ".join(f"%({name})s" for name in names),
+        )
+        sql = _REALTIME_INSERT.format(receipt_cte=receipt_cte, receipt_id="(SELECT id FROM receipt)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    return int(row[0]), str(row[1]), None if row[2] is None else int(row[2])
+    return (
+        int(row[0]),
+        str(row[1]),
+        None if row[2] is None else int(row[2]),
+        None if row[3] is None else int(row[3]),
+    )
 
 
 # Paging

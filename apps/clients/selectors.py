@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
@@ -75,3 +78,39 @@ def listener_target_get(
     channel = instance_from_row(Channel, _CHANNEL_FIELDS, row[split:])
     channel.client = client
     return client, channel
+
+
+# (slug, ChannelID) -> (when read, client, channel). Only known clients are kept, so a burst of calls
+# for unknown slugs cannot grow it beyond the bound.
+_listener_targets: dict[tuple[str, int | None], tuple[float, Client, Channel | None]] = {}
+_LISTENER_TARGETS_MAX = 10_000
+
+
+def listener_target_get_kept(
+    *, slug: str, optimove_channel_id: int | None
+) -> tuple[Client | None, Channel | None]:
+    """`listener_target_get`, kept in this process for LISTENER_TARGET_CACHE_SECONDS: a real-time
+    campaign calls the same listener hundreds of times a second, and each read is a round trip that waits
+    its turn for PostgreSQL. A change to the client or channel (deactivated, token regenerated) is seen
+    once the kept copy is older than that; an unknown client is read every time."""
+    lifetime = settings.LISTENER_TARGET_CACHE_SECONDS
+    if lifetime <= 0:
+        return listener_target_get(slug=slug, optimove_channel_id=optimove_channel_id)
+    key = (slug, optimove_channel_id)
+    now = time.monotonic()
+    kept = _listener_targets.get(key)
+    if kept is not None and now - kept[0] < lifetime:
+        return kept[1], kept[2]
+    client, channel = listener_target_get(slug=slug, optimove_channel_id=optimove_channel_id)
+    if client is None:
+        _listener_targets.pop(key, None)
+    else:
+        if len(_listener_targets) >= _LISTENER_TARGETS_MAX:
+            _listener_targets.clear()
+        _listener_targets[key] = (now, client, channel)
+    return client, channel
+
+
+def listener_targets_forget() -> None:
+    """Drops this process's kept listener targets (tests; a process that must see a change at once)."""
+    _listener_targets.clear()

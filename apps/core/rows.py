@@ -35,23 +35,41 @@ def instance_from_row(model: type[_M], fields: Sequence[Field[Any, Any]], values
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
+def row_insert_values(instance: Model, *, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The column values an INSERT of a new instance writes, prepared as `save()` would (auto_now times,
+    field conversions), by column name; the primary key and the fields named in `skip` left out."""
+    fields = [
+        field
+        for field in instance._meta.concrete_fields
+        if not field.primary_key and field.name not in skip and field.column
+    ]
+    values: dict[str, Any] = {}
+    for field in fields:
+        values[str(field.column)] = field.get_db_prep_save(field.pre_save(instance, True), connection)
+    return values
+
+
+def row_inserted(instance: Model, pk: Any) -> None:
+    """Marks a new instance as stored, with its primary key, as `save()` would."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+
+
 def row_insert(instance: Model) -> None:
-    """Inserts a new instance with an automatic primary key as `save()` would (auto_now times, field
-    conversions) in one plain INSERT, and sets its primary key. Fires no signals."""
+    """Inserts a new instance with an automatic primary key as `save()` would (auto_now times,
+    field conversions) in one plain INSERT, and sets its primary key. Fires no signals."""
     meta = instance._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    values = row_insert_values(instance)
     assert meta.pk is not None
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields if field.column)
+    columns = ", ".join(quote(column) for column in values)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(str(meta.pk.column))}",
-            values,
+            f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING {quote(str(meta.pk.column))}",
+            list(values.values()),
         )
         row = cursor.fetchone()
     assert row is not None
-    instance.pk = row[0]
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    row_inserted(instance, row[0])

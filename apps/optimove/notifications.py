@@ -10,11 +10,11 @@ from typing import Any
 from django.db import transaction
 
 from apps.campaigns import services as campaigns
-from apps.campaigns.services import RealtimeTrigger
+from apps.campaigns.services import RealtimeTrigger, TriggerReceipt
 from apps.clients.models import Channel, Client
 from apps.core.jsonsafe import MAX_JSON_DEPTH, unstorable_problem
 from apps.core.logging import REDACTED
-from apps.core.rows import row_insert
+from apps.core.rows import row_insert, row_insert_values, row_inserted
 from apps.optimove.models import Notification
 from apps.optimove.types import EventType
 
@@ -208,20 +208,54 @@ def notification_receive(
         campaign_id=parsed.campaign_id,
         body=parsed.body,
     )
+    if parsed.trigger is not None:
+        _trigger_receive(notification, client=client, channel=channel, trigger=parsed.trigger)
+        return notification
     with transaction.atomic():
         _act(notification, client=client, channel=channel, parsed=parsed)
         row_insert(notification)
     return notification
 
 
+NOT_ACTED = "not acted on: "
+# Filled in by the trigger's statement (campaigns.TriggerReceipt).
+_RECEIPT_FILLED = ("run", "acted", "outcome")
+
+
+def _trigger_receive(
+    notification: Notification, *, client: Client, channel: Channel | None, trigger: RealtimeTrigger
+) -> None:
+    """EventTypeID 11, Optimove's busiest notification: the trigger's message and this record are one
+    statement, with no transaction around it (campaigns.TriggerReceipt)."""
+    notification.outcome = _channel_refusal(channel, realtime=True)
+    if notification.outcome:
+        row_insert(notification)
+        return
+    assert channel is not None
+    outcome = campaigns.realtime_trigger_receive(
+        client=client,
+        channel=channel,
+        trigger=trigger,
+        receipt=TriggerReceipt(
+            table=Notification._meta.db_table,
+            values=row_insert_values(notification, skip=_RECEIPT_FILLED),
+            refusal_prefix=NOT_ACTED,
+        ),
+    )
+    notification.run_id = outcome.run_id
+    notification.acted = outcome.acted
+    notification.outcome = outcome.reason if outcome.acted else f"{NOT_ACTED}{outcome.reason}"
+    row_inserted(notification, outcome.receipt_id)
+
+
 def _channel_refusal(channel: Channel | None, *, realtime: bool) -> str:
     """Why a campaign notification cannot act on this channel, or "" if it can."""
     if channel is None:
-        return "not acted on: the notification names no channel of this client"
+        return f"{NOT_ACTED}the notification names no channel of this client"
     if not channel.is_active:
-        return f"not acted on: channel {channel.optimove_channel_id} is inactive"
+        return f"{NOT_ACTED}channel {channel.optimove_channel_id} is inactive"
     if channel.is_realtime != realtime:
-        return f"not acted on: channel {channel.optimove_channel_id} is {'not ' if realtime else ''}real-time"
+        return f"{NOT_ACTED}channel {channel.optimove_channel_id} is {'not ' if realtime else ''}real-time"
     return ""
 
 
@@ -241,16 +275,6 @@ def _act(
         notification.run = run
         notification.acted = True
         notification.outcome = "run started" if created else "repeat: the run already exists"
-    elif event == EventType.REALTIME_TRIGGER:
-        assert parsed.trigger is not None
-        notification.outcome = _channel_refusal(channel, realtime=True)
-        if notification.outcome:
-            return
-        assert channel is not None
-        outcome = campaigns.realtime_trigger_receive(client=client, channel=channel, trigger=parsed.trigger)
-        notification.run_id = outcome.run_id
-        notification.acted = outcome.acted
-        notification.outcome = outcome.reason if notification.acted else f"not acted on: {outcome.reason}"
     elif event == EventType.CAMPAIGN_CANCELLED:
         assert parsed.campaign_id is not None
         result = campaigns.campaign_cancel(client=client, campaign_id=parsed.campaign_id)
@@ -270,4 +294,4 @@ def _act(
             if event in EventType._value2member_map_
             else "unknown"
         )
-        notification.outcome = f"not acted on: event type {event} ({name})"
+        notification.outcome = f"{NOT_ACTED}event type {event} ({name})"

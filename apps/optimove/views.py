@@ -7,7 +7,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.clients.selectors import listener_target_get
+from apps.clients.selectors import listener_target_get_kept
 from apps.core.jsonsafe import JsonBodyInvalid, json_body_load
 from apps.optimove.notifications import (
     NotificationInvalid,
@@ -37,7 +37,7 @@ def listener(request: HttpRequest, client_slug: str, channel: str) -> JsonRespon
     channel_id = parsed.channel_id if parsed is not None else None
     if channel_id is None:
         channel_id = url_channel_id(channel)  # a notification without ChannelID: the URL's channel
-    client, target = listener_target_get(slug=client_slug, optimove_channel_id=channel_id)
+    client, target = listener_target_get_kept(slug=client_slug, optimove_channel_id=channel_id)
     if client is None:
         return _error(404, "unknown client")
     token = request.GET.get("token", "")

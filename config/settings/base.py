@@ -155,6 +155,10 @@ OPTIMOVE_RATE_LIMIT_REQUESTS = env.int("OPTIMOVE_RATE_LIMIT_REQUESTS", default=5
 OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS = env.float("OPTIMOVE_RATE_LIMIT_WINDOW_SECONDS", default=10.0)
 OPTIMOVE_PAGE_SIZE = env.int("OPTIMOVE_PAGE_SIZE", default=10_000)
 OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE = env.int("OPTIMOVE_UPDATE_ATTRIBUTES_BATCH_SIZE", default=1_000)
+# Each web process keeps the client and channel a listener URL names this long (apps.clients.selectors),
+# rather than reading them for every one of hundreds of real-time triggers a second. A client or channel
+# deactivated, or a listener token regenerated, reaches the listener within this time. 0: read each time.
+LISTENER_TARGET_CACHE_SECONDS = env.float("LISTENER_TARGET_CACHE_SECONDS", default=1.0)
 
 # Template and app sync (apps.message_templates.sync): the outbox of template and push-app changes.
 # ------------------------------------------------------------------------------

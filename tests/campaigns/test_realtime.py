@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 import responses
+from django.db import DatabaseError, connection
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from apps.campaigns import services, tasks
 from apps.campaigns.models import CampaignRun, Message, MessageStatus, RunKind, RunState
 from apps.clients.models import Channel, ChannelKind, Client
+from apps.clients.services import client_listener_token_regenerate
 from apps.message_templates.models import MessageTemplate
 from apps.optimove.listeners import listener_url
 from apps.optimove.models import Notification
@@ -198,6 +201,82 @@ def test_a_bad_trigger_gets_400_and_sends_nothing(
     assert response.json()["error"].startswith(error)
     assert (Notification.objects.count(), CampaignRun.objects.count(), Message.objects.count()) == (0, 0, 0)
     assert redis_client.llen("realtime") == 0
+
+
+def test_a_trigger_and_its_record_are_stored_by_one_statement(client: HttpClient, acme: Client) -> None:
+    """At hundreds of triggers a second each round trip to PostgreSQL waits its turn for a core: once the
+    campaign's run exists and the listener has read its client, a trigger is one statement."""
+    post(client, acme, trigger("first"))  # makes the run; the listener reads and keeps its client
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, acme, trigger("second"))
+    assert response.json()["outcome"] == "message queued"
+    assert len(queries.captured_queries) == 1
+    statement = queries.captured_queries[0]["sql"]
+    assert "INSERT INTO campaigns_message" in statement
+    assert 'INSERT INTO "optimove_notification"' in statement
+    stored = Notification.objects.get(body__customerID="second")
+    message = Message.objects.get(customer_id="second")
+    assert (stored.run_id, stored.acted, stored.outcome) == (message.run_id, True, "message queued")
+
+
+def test_a_trigger_whose_record_cannot_be_written_stores_no_message(
+    client: HttpClient, acme: Client, transactional_db: None, redis_client: Any
+) -> None:
+    """The message and the notification's record are one statement: neither without the other."""
+    post(client, acme, trigger("first"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_notification() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no room for notifications'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse_notification BEFORE INSERT ON optimove_notification "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_notification()"
+        )
+    try:
+        redis_client.flushdb()
+        with pytest.raises(DatabaseError, match="no room for notifications"):
+            post(client, acme, trigger("second"))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse_notification ON optimove_notification")
+            cursor.execute("DROP FUNCTION test_refuse_notification()")
+    assert not Message.objects.filter(customer_id="second").exists()
+    assert Notification.objects.count() == 1
+    assert redis_client.llen("realtime") == 0
+    # Optimove's retry of the failed call is then stored and sent as a first trigger would be.
+    assert post(client, acme, trigger("second")).json()["outcome"] == "message queued"
+
+
+@override_settings(LISTENER_TARGET_CACHE_SECONDS=0.3)
+def test_a_regenerated_token_and_a_deactivated_channel_reach_the_listener_within_the_kept_time(
+    client: HttpClient, acme: Client
+) -> None:
+    old_url = listener_url(client=acme, channel_id=505, public_base_url="")
+    assert post(client, acme, trigger("c1")).status_code == 200  # the listener keeps acme's target
+    client_listener_token_regenerate(client=acme)
+    time.sleep(0.35)
+    refused = client.post(old_url, data=json.dumps(trigger("c2")), content_type="application/json")
+    assert refused.status_code == 403
+    assert post(client, acme, trigger("c3")).status_code == 200  # the new token
+    Channel.objects.filter(client=acme, optimove_channel_id=505).update(is_active=False)
+    time.sleep(0.35)
+    assert post(client, acme, trigger("c4")).json()["outcome"] == "not acted on: channel 505 is inactive"
+    assert sorted(Message.objects.values_list("customer_id", flat=True)) == ["c1", "c3"]
+
+
+def test_a_client_made_after_a_call_for_its_slug_is_found_at_once(client: HttpClient, acme: Client) -> None:
+    """Only known clients are kept: a 404 is not remembered."""
+    body = json.dumps(trigger())
+    assert (
+        client.post(
+            "/optimove/listener/late/505/?token=t", data=body, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    late = Client.objects.create(slug="late", name="Late", optimove_base_url="https://api5.optimove.net")
+    url = listener_url(client=late, channel_id=505, public_base_url="")
+    assert client.post(url, data=body, content_type="application/json").status_code == 200
 
 
 def test_a_trigger_for_a_scheduled_channel_is_recorded_and_not_acted_on(
