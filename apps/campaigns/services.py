@@ -888,7 +888,7 @@ def _release_unsent(run_id: int, message_ids: list[int]) -> int:
                SET status = %s, queued_at = NULL, claimed_at = NULL, attempts = GREATEST(attempts - 1, 0),
                    history = m.history || jsonb_build_array(
                        jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
-             WHERE m.id = ANY(%s) AND m.status = 'sending'
+             WHERE m.id = ANY(%s) AND (m.status || '') = 'sending'
             """,
             [status, status, now.isoformat(), reason, message_ids],
         )
@@ -936,6 +936,13 @@ def _run_for_sending(run_id: int) -> CampaignRun:
     return run
 
 
+# Statements that move rows found by their ids check the status as `(status || '') = ...`, which no
+# index can serve, so that PostgreSQL always finds the rows by primary key. Written plainly, the check let
+# the planner scan a partial index of every row in that status instead (message_in_flight,
+# message_pending_due_id), testing each against the batch's ids: statistics taken before a campaign's
+# rows were queued say almost none are, so that scan looks free. At 60,000 queued rows a send batch's
+# claim then took seconds of CPU, and the updates waiting behind its row locks held up real-time sends
+# (docs/BENCHMARKS.md, 2026-12-06).
 _CLAIM_SET = "status = 'sending', claimed_at = %s, attempts = attempts + 1"
 _CLAIM_RETURNING = (
     "id, run_id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts"
@@ -947,7 +954,7 @@ def _claim_for_sending(
 ) -> list[_Claimed]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE campaigns_message SET {_CLAIM_SET} WHERE id = ANY(%s) AND status = %s "  # noqa: S608
+            f"UPDATE campaigns_message SET {_CLAIM_SET} WHERE id = ANY(%s) AND (status || '') = %s "  # noqa: S608
             f"RETURNING {_CLAIM_RETURNING}",
             [timezone.now(), list(message_ids), claim_from.value],
         )
@@ -968,7 +975,7 @@ def _claim_new_triggers(run_id: int, *, limit: int) -> list[_Claimed]:
                     ORDER BY m.id
                     LIMIT %s
                       FOR UPDATE OF m SKIP LOCKED)
-               AND status = 'pending'
+               AND (status || '') = 'pending'
             RETURNING {_CLAIM_RETURNING}
             """,  # noqa: S608 (constants above)
             [timezone.now(), run_id, limit],
@@ -1038,7 +1045,7 @@ def _record_outcomes(
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'sent', 'at', %s))
                   FROM unnest(%s::bigint[], %s::text[]) AS v(id, pid)
-                 WHERE m.id = v.id AND m.status = 'sending'
+                 WHERE m.id = v.id AND (m.status || '') = 'sending'
                 """,
                 [now, now_iso, [s[0] for s in sent], [s[1] for s in sent]],
             )
@@ -1051,7 +1058,7 @@ def _record_outcomes(
                            history = m.history || jsonb_build_array(
                                jsonb_build_object('status', '{status}', 'at', %s, 'reason', v.reason))
                       FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason)
-                     WHERE m.id = v.id AND m.status = 'sending'
+                     WHERE m.id = v.id AND (m.status || '') = 'sending'
                     """,  # noqa: S608 (status is one of two literals above)
                     [now_iso, [r[0] for r in rows], [r[1] for r in rows]],
                 )
@@ -1064,7 +1071,7 @@ def _record_outcomes(
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'retry', 'at', %s, 'reason', v.reason))
                   FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, reason, due)
-                 WHERE m.id = v.id AND m.status = 'sending'
+                 WHERE m.id = v.id AND (m.status || '') = 'sending'
                 """,
                 [now_iso, [r[0] for r in retry], [r[1] for r in retry], [r[2] for r in retry]],
             )
