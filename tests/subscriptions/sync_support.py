@@ -4,19 +4,27 @@ received."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.db.models import F
 
 from apps.clients.models import Channel, ChannelKind, Client, ConsentSync
 from apps.optimove.client import OptimoveClient
-from apps.sandbox.models import SandboxAccount, SandboxAttributeUpdate, SandboxCall, SandboxPreference
+from apps.sandbox.models import (
+    CallbackStatus,
+    SandboxAccount,
+    SandboxAttributeUpdate,
+    SandboxCall,
+    SandboxPreference,
+)
 from apps.subscriptions.models import ConsentSource, Subscription
 from apps.subscriptions.services import ConsentUpdate, subscriptions_set
 from tests.campaigns.harness import make_client
+from tests.conftest import wait_for
 from tests.message_templates.sync_support import sandbox_server
 
 __all__ = ["Consent", "consent", "sandbox_server", "set_states"]
@@ -74,7 +82,9 @@ class Consent:
 
 
 @pytest.fixture
-def consent(sandbox_server: str, transactional_db: None, redis_client: Any, settings: Any) -> Consent:
+def consent(
+    sandbox_server: str, transactional_db: None, redis_client: Any, settings: Any
+) -> Iterator[Consent]:
     # One retry inside the API client (with the test settings' millisecond backoff) keeps an outage
     # quick; callbacks come back to the same server, which serves the platform too.
     settings.OPTIMOVE_MAX_RETRIES = 1
@@ -96,7 +106,36 @@ def consent(sandbox_server: str, transactional_db: None, redis_client: Any, sett
     push = Channel.objects.create(
         client=client, name="Push", kind=ChannelKind.PUSH, optimove_channel_id=506, provider="console"
     )
-    return Consent(sandbox_server, account, client, email, sms, push)
+    yield Consent(sandbox_server, account, client, email, sms, push)
+    _sandbox_callbacks_finished(account)
+
+
+def _sandbox_callbacks_finished(account: SandboxAccount) -> None:
+    """The sandbox answers UpdateCustomerAttributes on the callback URL from a thread of the server,
+    which then records the delivery: a test may end before that, and the database's flush between tests
+    then deadlocked with the thread's transaction. Waits until every callback was delivered or failed
+    and no other session is in a transaction."""
+    wait_for(
+        lambda: (
+            not SandboxAttributeUpdate.objects.filter(
+                account=account, callback_status=CallbackStatus.PENDING
+            ).exists()
+        ),
+        20,
+        "the sandbox's callbacks to finish",
+    )
+
+    def others_idle() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND state IN ('active', 'idle in transaction')"
+            )
+            row = cursor.fetchone()
+        return row is not None and row[0] == 0
+
+    wait_for(others_idle, 10, "the other sessions to leave their transactions")
 
 
 def set_states(channel: Channel, states: dict[str, str], *, per_call: int = 40_000) -> None:
