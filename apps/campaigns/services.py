@@ -389,7 +389,7 @@ def _realtime_message_insert(
         "attributes": json.dumps(trigger.attributes),
         "history": json.dumps(history),
     }
-    sql = _REALTIME_INSERT.format(receipt_cte="", receipt_id="NULL")
+    receipt_cte, receipt_id = "", "NULL"
     if receipt is not None:
         quote = connection.ops.quote_name
         names = [f"v{i}" for i in range(len(receipt.values))]
@@ -405,9 +405,9 @@ def _realtime_message_insert(
             columns=", ".join(quote(column) for column in receipt.values),
             values=", ".join(f"%({name})s" for name in names),
         )
-        sql = _REALTIME_INSERT.format(receipt_cte=receipt_cte, receipt_id="(SELECT id FROM receipt)")
+        receipt_id = "(SELECT id FROM receipt)"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_REALTIME_INSERT.format(receipt_cte=receipt_cte, receipt_id=receipt_id), params)
         row = cursor.fetchone()
     if row is None:
         return None

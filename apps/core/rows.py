@@ -43,10 +43,7 @@ def row_insert_values(instance: Model, *, skip: Sequence[str] = ()) -> dict[str,
         for field in instance._meta.concrete_fields
         if not field.primary_key and field.name not in skip and field.column
     ]
-    values: dict[str, Any] = {}
-    for field in fields:
-        values[str(field.column)] = field.get_db_prep_save(field.pre_save(instance, True), connection)
-    return values
+    return {str(f.column): f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields}
 
 
 def row_inserted(instance: Model, pk: Any) -> None:
