@@ -17,6 +17,7 @@ from apps.campaigns import services
 from apps.campaigns.models import CampaignRun, Message, MessageStatus, RunState
 from apps.clients.models import Client
 from apps.message_templates.models import MessageTemplate
+from tests.messages import messages_add
 from tests.tenants import console_email_channel
 
 MESSAGES = 3000
@@ -25,21 +26,7 @@ PARTIAL_STATUS_INDEXES = ("message_in_flight", "message_pending_due_id")
 
 
 def _messages(run: CampaignRun, status: MessageStatus) -> list[int]:
-    now = timezone.now() - timedelta(seconds=1)
-    rows = [
-        Message(
-            run=run,
-            customer_id=f"c{n}",
-            template_id=1,
-            idempotency_key=f"k{n}",
-            send_at=now,
-            due_at=now,
-            attributes={"Email": f"c{n}@example.test"},
-            status=status,
-        )
-        for n in range(MESSAGES)
-    ]
-    return [m.pk for m in Message.objects.bulk_create(rows, batch_size=1000)]
+    return messages_add(run, MESSAGES, status=status, at=timezone.now() - timedelta(seconds=1))
 
 
 def _statistics_say_none_are(status: MessageStatus, ids: list[int]) -> None:

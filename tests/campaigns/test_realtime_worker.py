@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from apps.message_templates.models import MessageTemplate
 from apps.optimove.listeners import listener_url
 from tests.campaigns.harness import worker_env
 from tests.conftest import wait_for
+from tests.messages import messages_add
 from tests.receivers import Received, http_receiver
 
 pytestmark = pytest.mark.worker
@@ -60,19 +60,7 @@ def test_a_trigger_is_sent_within_a_second_while_a_big_scheduled_campaign_is_que
         run = CampaignRun.objects.create(
             client=client, channel=scheduled, campaign_id=1111, state=RunState.SENDING, paging_done=True
         )
-        now = datetime.now(UTC)
-        Message.objects.bulk_create(
-            Message(
-                run=run,
-                customer_id=f"s{i}",
-                template_id=7,
-                idempotency_key=f"s{i}",
-                send_at=now,
-                due_at=now,
-                attributes={"FirstName": f"S{i}"},
-            )
-            for i in range(SCHEDULED)
-        )
+        messages_add(run, SCHEDULED, template_id=7, prefix="s", attributes=lambda i: {"FirstName": f"S{i}"})
         celery_worker(queues="sends", concurrency=1, **env)
         celery_worker(queues="realtime", concurrency=2, **env)
         assert services.messages_dispatch(budget=SCHEDULED // 100) == SCHEDULED // 100  # all queued

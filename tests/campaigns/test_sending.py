@@ -22,6 +22,7 @@ from apps.clients.models import Channel, ChannelKind, Client
 from apps.message_templates.models import MessageTemplate
 from apps.subscriptions.models import ConsentSource
 from apps.subscriptions.services import subscription_opt_out
+from tests.messages import messages_add
 
 HOOK = "https://hooks.example.test/deliver"
 SECRET = "s3cret"
@@ -69,19 +70,13 @@ def make_run(
         state=RunState.SENDING,
         paging_done=True,
     )
-    when = send_at or datetime.now(UTC)
-    Message.objects.bulk_create(
-        Message(
-            run=run,
-            customer_id=f"c{i}",
-            template_id=template_id,
-            idempotency_key=f"{campaign_id}-c{i}",
-            send_at=when,
-            due_at=when,
-            status=status,
-            attributes={"FirstName": f"Name{i}"},
-        )
-        for i in range(customers)
+    messages_add(
+        run,
+        customers,
+        status=status,
+        template_id=template_id,
+        at=send_at,
+        attributes=lambda i: {"FirstName": f"Name{i}"},
     )
     return run
 

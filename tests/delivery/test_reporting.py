@@ -19,6 +19,7 @@ from apps.delivery.reporting import campaign_report, client_report
 from apps.delivery.services import ProviderEvent, delivery_event_record
 from apps.sandbox.models import SandboxAccount, SandboxCall, SandboxInteraction, SandboxMetric
 from tests.campaigns.harness import make_client
+from tests.messages import messages_add
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 DAY1, DAY2, DAY3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
@@ -300,19 +301,7 @@ def test_only_runs_with_a_send_in_the_last_seven_days_are_reported(
 def test_ten_thousand_and_one_customers_make_two_calls(sandbox: tuple[Client, SandboxAccount]) -> None:
     client, account = sandbox
     run = make_run(client)
-    Message.objects.bulk_create(
-        Message(
-            run=run,
-            customer_id=f"cust{i:05d}",
-            template_id=14,
-            idempotency_key=f"k{i}",
-            send_at=T0,
-            due_at=T0,
-            status=MessageStatus.SENT,
-            sent_at=T0,
-        )
-        for i in range(10_001)
-    )
+    messages_add(run, 10_001, status=MessageStatus.SENT, template_id=14, at=T0, prefix="cust", sent_at=T0)
 
     report = campaign_report(run=run, now=NOW)
 
@@ -321,7 +310,7 @@ def test_ten_thousand_and_one_customers_make_two_calls(sandbox: tuple[Client, Sa
         (DAY1, SENT, 14, 10_000),
         (DAY1, SENT, 14, 1),
     ]
-    assert received[0][3] + received[1][3] == [f"cust{i:05d}" for i in range(10_001)]
+    assert received[0][3] + received[1][3] == [f"cust{i}" for i in range(10_001)]
     assert sandbox_totals(account)[(504, 1001, 14, SENT)] == 10_001
     assert (report.interaction_calls, report.interactions) == (2, 10_001)
     assert InteractionCursor.objects.filter(message__run=run, reported=1 << SENT).count() == 10_001

@@ -27,6 +27,7 @@ from apps.metrics import recorders
 from apps.metrics.selectors import message_counts_forget
 from apps.optimove.client import optimove_client_for
 from config.celery import app as celery_app
+from tests.messages import messages_add
 from tests.metrics.support import Samples, family_names, parse_samples, select, value
 from tools.devservers import free_port
 
@@ -80,21 +81,7 @@ def make_run(channel: Channel, campaign_id: int, state: str, **fields: Any) -> C
 
 
 def add_messages(run: CampaignRun, status: str, n: int, *, due: datetime | None = None) -> None:
-    start = Message.objects.filter(run=run).count()
-    when = due or datetime.now(UTC)
-    Message.objects.bulk_create(
-        Message(
-            run=run,
-            customer_id=f"customer-{run.pk}-{start + i}",
-            template_id=14,
-            idempotency_key=f"{run.pk}-{start + i}",
-            send_at=when,
-            due_at=when,
-            status=status,
-            attributes={"Email": f"person{start + i}@example.test", "FirstName": "Ann"},
-        )
-        for i in range(n)
-    )
+    messages_add(run, n, status=status, template_id=14, at=due, prefix=f"customer-{run.pk}-")
 
 
 def database_counts() -> dict[tuple[str, str, str], float]:
