@@ -134,21 +134,29 @@ def campaign_cancel(*, client: Client, campaign_id: int) -> CancelOutcome:
     now = timezone.now()
     with transaction.atomic():
         cancellation, _ = CampaignCancellation.objects.get_or_create(client=client, campaign_id=campaign_id)
-        for run in CampaignRun.objects.select_for_update().filter(client=client, campaign_id=campaign_id):
-            outcome.runs += 1
-            outcome.messages_cancelled += _run_cancel_locked(
-                run, now, reason="campaign cancelled by Optimove"
+        run_ids = list(
+            CampaignRun.objects.select_for_update()
+            .filter(client=client, campaign_id=campaign_id)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        outcome.runs = len(run_ids)
+        if run_ids:
+            outcome.messages_cancelled = _runs_cancel_locked(
+                run_ids, now, reason="campaign cancelled by Optimove"
             )
         transaction.on_commit(lambda: _enqueue("campaigns.record_cancelled_customers", cancellation.pk))
     return outcome
 
 
-def _run_cancel_locked(run: CampaignRun, now: datetime, *, reason: str) -> int:
-    CampaignRun.objects.filter(pk=run.pk).exclude(state=RunState.CANCELLED).update(
+def _runs_cancel_locked(run_ids: list[int], now: datetime, *, reason: str) -> int:
+    """Cancels the runs (their rows locked by the caller) and their pending and queued messages, all in
+    one statement: a statement per run would lock one run's rows before the next's, out of id order."""
+    CampaignRun.objects.filter(pk__in=run_ids).exclude(state=RunState.CANCELLED).update(
         state=RunState.CANCELLED, cancelled_at=now, resume_state=""
     )
     return _move(
-        run_id=run.pk,
+        run_ids=run_ids,
         from_statuses=(MessageStatus.PENDING, MessageStatus.QUEUED),
         to_status=MessageStatus.CANCELLED,
         now=now,
@@ -883,14 +891,14 @@ def _release_unsent(run_id: int, message_ids: list[int]) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             UPDATE campaigns_message m
                SET status = %s, queued_at = NULL, claimed_at = NULL, attempts = GREATEST(attempts - 1, 0),
                    history = m.history || jsonb_build_array(
                        jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
-             WHERE m.id = ANY(%s) AND (m.status || '') = 'sending'
-            """,
-            [status, status, now.isoformat(), reason, message_ids],
+             WHERE m.id IN ({_LOCK_BY_IDS}) AND (m.status || '') = 'sending'
+            """,  # noqa: S608 (a constant)
+            [status, status, now.isoformat(), reason, message_ids, MessageStatus.SENDING.value],
         )
         return int(cursor.rowcount)
 
@@ -943,6 +951,16 @@ def _run_for_sending(run_id: int) -> CampaignRun:
 # rows were queued say almost none are, so that scan looks free. At 60,000 queued rows a send batch's
 # claim then took seconds of CPU, and the updates waiting behind its row locks held up real-time sends
 # (docs/BENCHMARKS.md, 2026-12-06).
+#
+# Those that may wait for a row another session holds also take their rows' locks in id order
+# (`_LOCK_BY_IDS`), as an operator's cancel or retry does (`_move`), so that no two of them can each hold
+# a row the other waits for. Left to its plan, each statement locked in the order it found its rows (an
+# index of statuses, a page's physical order, a batch's send order), and PostgreSQL broke the resulting
+# deadlocks by aborting one side: an operator's cancel failed on one in the 2026-12-06 benchmark.
+# Statements that must never wait (the dispatcher's, the real-time claim, the sweeper's) skip locked rows.
+_LOCK_BY_IDS = (
+    "SELECT id FROM campaigns_message WHERE id = ANY(%s) AND (status || '') = %s ORDER BY id FOR UPDATE"
+)
 _CLAIM_SET = "status = 'sending', claimed_at = %s, attempts = attempts + 1"
 _CLAIM_RETURNING = (
     "id, run_id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts"
@@ -954,9 +972,9 @@ def _claim_for_sending(
 ) -> list[_Claimed]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE campaigns_message SET {_CLAIM_SET} WHERE id = ANY(%s) AND (status || '') = %s "  # noqa: S608
+            f"UPDATE campaigns_message SET {_CLAIM_SET} WHERE id IN ({_LOCK_BY_IDS}) AND (status || '') = %s "  # noqa: S608
             f"RETURNING {_CLAIM_RETURNING}",
-            [timezone.now(), list(message_ids), claim_from.value],
+            [timezone.now(), list(message_ids), claim_from.value, claim_from.value],
         )
         return _claimed_rows(cursor.fetchall())
 
@@ -1036,21 +1054,24 @@ def _record_outcomes(
         else:
             failed.append((item.message_id, item.reason))
     now_iso = now.isoformat()
+    locked = f"m.id IN ({_LOCK_BY_IDS}) AND (m.status || '') = 'sending'"
     with connection.cursor() as cursor:
         if sent:
+            ids = [s[0] for s in sent]
             cursor.execute(
-                """
+                f"""
                 UPDATE campaigns_message m
                    SET status = 'sent', sent_at = %s, provider_message_id = v.pid, error = '',
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'sent', 'at', %s))
                   FROM unnest(%s::bigint[], %s::text[]) AS v(id, pid)
-                 WHERE m.id = v.id AND (m.status || '') = 'sending'
-                """,
-                [now, now_iso, [s[0] for s in sent], [s[1] for s in sent]],
+                 WHERE m.id = v.id AND {locked}
+                """,  # noqa: S608 (constants)
+                [now, now_iso, ids, [s[1] for s in sent], ids, MessageStatus.SENDING.value],
             )
         for status, rows in (("failed", failed), ("skipped", skipped)):
             if rows:
+                ids = [r[0] for r in rows]
                 cursor.execute(
                     f"""
                     UPDATE campaigns_message m
@@ -1058,22 +1079,30 @@ def _record_outcomes(
                            history = m.history || jsonb_build_array(
                                jsonb_build_object('status', '{status}', 'at', %s, 'reason', v.reason))
                       FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason)
-                     WHERE m.id = v.id AND (m.status || '') = 'sending'
-                    """,  # noqa: S608 (status is one of two literals above)
-                    [now_iso, [r[0] for r in rows], [r[1] for r in rows]],
+                     WHERE m.id = v.id AND {locked}
+                    """,  # noqa: S608 (status is one of two literals above; the rest constants)
+                    [now_iso, ids, [r[1] for r in rows], ids, MessageStatus.SENDING.value],
                 )
         if retry:
+            ids = [r[0] for r in retry]
             cursor.execute(
-                """
+                f"""
                 UPDATE campaigns_message m
                    SET status = 'pending', due_at = v.due, queued_at = NULL, claimed_at = NULL,
                        error = v.reason,
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'retry', 'at', %s, 'reason', v.reason))
                   FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, reason, due)
-                 WHERE m.id = v.id AND (m.status || '') = 'sending'
-                """,
-                [now_iso, [r[0] for r in retry], [r[1] for r in retry], [r[2] for r in retry]],
+                 WHERE m.id = v.id AND {locked}
+                """,  # noqa: S608 (constants)
+                [
+                    now_iso,
+                    ids,
+                    [r[1] for r in retry],
+                    [r[2] for r in retry],
+                    ids,
+                    MessageStatus.SENDING.value,
+                ],
             )
     outcome.sent += len(sent)
     outcome.failed += len(failed)
@@ -1123,6 +1152,15 @@ def _send_queues_empty() -> bool:
         return False
 
 
+def _reset_unlocked(lookups: dict[str, Any], **changes: Any) -> int:
+    """Applies `changes` to the messages matching `lookups` that no other session holds. The sweeper
+    leaves a row being moved (claimed, recorded, cancelled) to that move, and finds it at a later sweep if
+    it is still stuck."""
+    free = Message.objects.filter(**lookups).order_by("pk").select_for_update(skip_locked=True)
+    with transaction.atomic():
+        return Message.objects.filter(pk__in=free.values("pk"), **lookups).update(**changes)
+
+
 def campaigns_sweep(*, now: datetime | None = None) -> SweepReport:
     """Puts back in motion what a killed worker or a restarted Redis left behind."""
     now = now or timezone.now()
@@ -1152,15 +1190,23 @@ def campaigns_sweep(*, now: datetime | None = None) -> SweepReport:
     queued_timeout = settings.MESSAGE_QUEUED_TIMEOUT_SECONDS
     if _send_queues_empty():
         queued_timeout = min(queued_timeout, settings.MESSAGE_QUEUED_ORPHAN_SECONDS)
-    report.queued_reset = Message.objects.filter(
-        status=MessageStatus.QUEUED,
-        queued_at__lt=now - timedelta(seconds=queued_timeout),
-    ).update(status=MessageStatus.PENDING, queued_at=None, due_at=now)
+    report.queued_reset = _reset_unlocked(
+        {"status": MessageStatus.QUEUED, "queued_at__lt": now - timedelta(seconds=queued_timeout)},
+        status=MessageStatus.PENDING,
+        queued_at=None,
+        due_at=now,
+    )
     # Claimed for sending by a worker that died: send again, with the same idempotency key.
-    report.sending_reset = Message.objects.filter(
-        status=MessageStatus.SENDING,
-        claimed_at__lt=now - timedelta(seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS),
-    ).update(status=MessageStatus.PENDING, queued_at=None, claimed_at=None, due_at=now)
+    report.sending_reset = _reset_unlocked(
+        {
+            "status": MessageStatus.SENDING,
+            "claimed_at__lt": now - timedelta(seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS),
+        },
+        status=MessageStatus.PENDING,
+        queued_at=None,
+        claimed_at=None,
+        due_at=now,
+    )
     for run_id in CampaignRun.objects.filter(
         state=RunState.SENDING, paging_done=True, kind=RunKind.SCHEDULED
     ).values_list("pk", flat=True):
@@ -1199,7 +1245,7 @@ def campaign_run_resume(*, run: CampaignRun) -> bool:
 def campaign_run_cancel(*, run: CampaignRun) -> int:
     with transaction.atomic():
         locked = CampaignRun.objects.select_for_update().get(pk=run.pk)
-        return _run_cancel_locked(locked, timezone.now(), reason="cancelled by an operator")
+        return _runs_cancel_locked([locked.pk], timezone.now(), reason="cancelled by an operator")
 
 
 def campaign_run_retry_failed(*, run: CampaignRun) -> int:
@@ -1207,7 +1253,7 @@ def campaign_run_retry_failed(*, run: CampaignRun) -> int:
     now = timezone.now()
     with transaction.atomic():
         count = _move(
-            run_id=run.pk,
+            run_ids=[run.pk],
             from_statuses=(MessageStatus.FAILED,),
             to_status=MessageStatus.PENDING,
             now=now,
@@ -1234,7 +1280,7 @@ def run_progress(*, run: CampaignRun) -> dict[str, int]:
 
 def _move(
     *,
-    run_id: int,
+    run_ids: list[int],
     from_statuses: Sequence[str],
     to_status: str,
     now: datetime,
@@ -1250,7 +1296,9 @@ def _move(
                    error = CASE WHEN %s = 'pending' THEN '' ELSE %s END {attempts_sql},
                    history = m.history || jsonb_build_array(
                        jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
-             WHERE m.run_id = %s AND m.status = ANY(%s)
+             WHERE m.id IN (SELECT id FROM campaigns_message
+                             WHERE run_id = ANY(%s) AND status = ANY(%s) ORDER BY id FOR UPDATE)
+               AND m.status = ANY(%s)
             """,  # noqa: S608 (attempts_sql is one of two literals)
             [
                 to_status,
@@ -1260,7 +1308,8 @@ def _move(
                 to_status,
                 now.isoformat(),
                 reason,
-                run_id,
+                run_ids,
+                list(from_statuses),
                 list(from_statuses),
             ],
         )
