@@ -87,7 +87,9 @@ class Message(models.Model):
     """One customer's message in a run. Unique per run and idempotency key (which for a scheduled
     campaign is derived from the customer, so a page stored twice adds nothing)."""
 
-    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: message_run_status and message_unique_per_run both lead with the run, and every
+    # index is written again each time a message moves on (four times a message).
+    run = models.ForeignKey(CampaignRun, on_delete=models.CASCADE, related_name="messages", db_index=False)
     customer_id = models.CharField(max_length=128)
     template_id = models.BigIntegerField()
     idempotency_key = models.CharField(max_length=64)

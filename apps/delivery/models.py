@@ -22,12 +22,21 @@ class DeliveryEventType(models.TextChoices):
 
 
 class DeliveryEvent(models.Model):
-    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="delivery_events")
+    # Neither the client nor the message has an index of its own: delivery_event_once and
+    # delivery_event_message lead with them, and each stored event writes every index.
+    client = models.ForeignKey(
+        "clients.Client", on_delete=models.CASCADE, related_name="delivery_events", db_index=False
+    )
     channel = models.ForeignKey(
         "clients.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="delivery_events"
     )
     message = models.ForeignKey(
-        "campaigns.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="delivery_events"
+        "campaigns.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="delivery_events",
+        db_index=False,
     )
     provider = models.CharField(max_length=64)
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
