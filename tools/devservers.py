@@ -104,6 +104,8 @@ class PostgresServer:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+        if self.is_running():  # left by a run that was killed before it could stop it
+            self.stop()
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -182,8 +184,13 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "redis.pid"
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftover()
         args = [
             redis_binary(),
             "--port",
@@ -200,6 +207,8 @@ class RedisServer:
             "warning",
             "--logfile",
             str(self.data_dir / "redis.log"),
+            "--pidfile",
+            str(self.pid_file),
         ]
         args += (
             ["--save", "60 1", "--appendonly", "no"] if self.persist else ["--save", "", "--appendonly", "no"]
@@ -220,6 +229,20 @@ class RedisServer:
         raise RuntimeError(
             f"redis-server did not start on port {self.port}; see {self.data_dir / 'redis.log'}"
         )
+
+    def _stop_leftover(self) -> None:
+        """Stops a redis-server that a killed run left on this folder (its pid file names it)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"redis-server" not in command:  # the pid went to another process since
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

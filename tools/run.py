@@ -1,10 +1,13 @@
 """`make run`: private PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL are given), migrate,
-a local admin user, the sandbox's demo client, then web + worker + beat together until Ctrl-C."""
+a local admin user, the sandbox's demo client, then web + worker + beat together until Ctrl-C or a
+SIGTERM, either of which stops them all, the private servers included. Servers a killed run left behind
+are stopped by the next one before it starts its own."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ from tools.devservers import PostgresServer, RedisServer, free_port, port_is_fre
 VAR = ROOT / "var"
 ENV_FILE = VAR / "dev.env"
 VENV_BIN = Path(sys.executable).parent
+STOP_SECONDS = 20  # honcho's own grace period for its processes is 5 s
 
 
 def _port(saved_url: str | None) -> int:
@@ -33,6 +37,23 @@ def _port(saved_url: str | None) -> int:
 
 def _manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, env=env, cwd=ROOT)
+
+
+def supervise(command: list[str], *, env: dict[str, str]) -> int:
+    """Runs `command` until it ends. A SIGTERM (a supervisor, `kill`) is passed on to it, and so is a
+    Ctrl-C, which a terminal also gives it: it stops its processes and this returns, so that the caller
+    stops the private servers afterwards. A second Ctrl-C stops waiting."""
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
 
 
 def main() -> int:
@@ -73,7 +94,7 @@ def main() -> int:
         _manage("sandbox_bootstrap", "--public-base-url", env["PUBLIC_BASE_URL"], env=env)
         print(f"\nAdmin: {env['PUBLIC_BASE_URL']}/admin/  (Ctrl-C stops everything)\n", flush=True)
         honcho = [str(VENV_BIN / "honcho"), "start", "-f", str(ROOT / "Procfile.dev")]
-        return subprocess.call(honcho, env=env, cwd=ROOT)
+        return supervise(honcho, env=env)
     except KeyboardInterrupt:
         return 0
     finally:
