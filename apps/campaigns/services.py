@@ -896,7 +896,7 @@ def _release_unsent(run_id: int, message_ids: list[int]) -> int:
                SET status = %s, queued_at = NULL, claimed_at = NULL, attempts = GREATEST(attempts - 1, 0),
                    history = m.history || jsonb_build_array(
                        jsonb_build_object('status', %s::text, 'at', %s::text, 'reason', %s::text))
-             WHERE m.id IN ({_LOCK_BY_IDS}) AND (m.status || '') = 'sending'
+             WHERE {_SENDING_LOCKED}
             """,  # noqa: S608 (a constant)
             [status, status, now.isoformat(), reason, message_ids, MessageStatus.SENDING.value],
         )
@@ -961,6 +961,8 @@ def _run_for_sending(run_id: int) -> CampaignRun:
 _LOCK_BY_IDS = (
     "SELECT id FROM campaigns_message WHERE id = ANY(%s) AND (status || '') = %s ORDER BY id FOR UPDATE"
 )
+# The rows `m` of the ids given, still being sent, locked in id order; its parameters: the ids, 'sending'.
+_SENDING_LOCKED = f"m.id IN ({_LOCK_BY_IDS}) AND (m.status || '') = 'sending'"
 _CLAIM_SET = "status = 'sending', claimed_at = %s, attempts = attempts + 1"
 _CLAIM_RETURNING = (
     "id, run_id, customer_id, template_id, idempotency_key, attributes, send_at, due_at, attempts"
@@ -1054,7 +1056,6 @@ def _record_outcomes(
         else:
             failed.append((item.message_id, item.reason))
     now_iso = now.isoformat()
-    locked = f"m.id IN ({_LOCK_BY_IDS}) AND (m.status || '') = 'sending'"
     with connection.cursor() as cursor:
         if sent:
             ids = [s[0] for s in sent]
@@ -1065,7 +1066,7 @@ def _record_outcomes(
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'sent', 'at', %s))
                   FROM unnest(%s::bigint[], %s::text[]) AS v(id, pid)
-                 WHERE m.id = v.id AND {locked}
+                 WHERE m.id = v.id AND {_SENDING_LOCKED}
                 """,  # noqa: S608 (constants)
                 [now, now_iso, ids, [s[1] for s in sent], ids, MessageStatus.SENDING.value],
             )
@@ -1079,7 +1080,7 @@ def _record_outcomes(
                            history = m.history || jsonb_build_array(
                                jsonb_build_object('status', '{status}', 'at', %s, 'reason', v.reason))
                       FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason)
-                     WHERE m.id = v.id AND {locked}
+                     WHERE m.id = v.id AND {_SENDING_LOCKED}
                     """,  # noqa: S608 (status is one of two literals above; the rest constants)
                     [now_iso, ids, [r[1] for r in rows], ids, MessageStatus.SENDING.value],
                 )
@@ -1093,7 +1094,7 @@ def _record_outcomes(
                        history = m.history || jsonb_build_array(
                            jsonb_build_object('status', 'retry', 'at', %s, 'reason', v.reason))
                   FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, reason, due)
-                 WHERE m.id = v.id AND {locked}
+                 WHERE m.id = v.id AND {_SENDING_LOCKED}
                 """,  # noqa: S608 (constants)
                 [
                     now_iso,
