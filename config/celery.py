@@ -61,6 +61,15 @@ def _preload_send_path(**kwargs: object) -> None:
     reverse("subscriptions-unsubscribe", kwargs={"client_slug": "warm-up", "channel_id": 1, "token": token})
 
 
+@worker_init.connect
+def _startup_objects_freeze(**kwargs: object) -> None:
+    """After the preloads above (handlers run in the order they connect), before the pool forks: a full
+    garbage collection in a child then walks only what the child made (apps.core.gcfreeze)."""
+    from apps.core.gcfreeze import startup_objects_freeze
+
+    startup_objects_freeze()
+
+
 # --- metrics (apps.metrics): prometheus_client's bookkeeping when a pool child exits ---
 @worker_process_shutdown.connect
 def _metrics_process_dead(pid: int | None = None, **kwargs: object) -> None:

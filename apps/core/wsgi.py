@@ -14,6 +14,8 @@ import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
+from apps.core.gcfreeze import startup_objects_freeze
+
 LISTENER_PATH_PREFIX = "/optimove/listener/"
 
 
@@ -33,6 +35,7 @@ def application_get() -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
     django.setup(set_prefix=False)
     pages = WSGIHandler()
     listener = _ListenerHandler()
+    startup_objects_freeze()
 
     def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(LISTENER_PATH_PREFIX):
