@@ -15,9 +15,7 @@ from __future__ import annotations
 import gc
 
 
-def startup_objects_freeze() -> int:
-    """Collects what start-up left unreachable, then freezes everything still alive. Returns the number
-    of objects frozen so far in this process."""
+def startup_objects_freeze() -> None:
+    """Collects what start-up left unreachable, then freezes everything still alive."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
