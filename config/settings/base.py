@@ -33,7 +33,13 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip
 
 # DATABASE (PostgreSQL only: the fast paths use COPY and SKIP LOCKED)
 # ------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/optimove_partner")}
+# Django's PostgreSQL backend with a health check that needs no round trip (apps/core/db/base.py).
+DATABASE_ENGINE = "apps.core.db"
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/optimove_partner", engine=DATABASE_ENGINE
+    )
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
