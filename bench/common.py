@@ -407,11 +407,31 @@ class _ProviderServer(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def _receiver_main(port: int, ready: Any) -> None:
+def cpu_group_own(niceness: int = 0) -> None:
+    """Makes this (child) process a session of its own, so Linux weighs it as a group of its own
+    ("autogroup", apps/core/priority.py), at `niceness`. A stand-in for something that runs elsewhere
+    in production then takes CPU only at the priority it is given, and a process that measures is not
+    slowed by the stand-ins sharing its group."""
+    os.setsid()
+    if niceness:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(str(niceness))
+
+
+def cpu_group_nice(pid: int, niceness: int) -> None:
+    """Gives the session `pid` leads (a server started by `Stack.spawn`) the niceness `niceness`."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
+
+
+def _receiver_main(port: int, ready: Any, niceness: int | None = None) -> None:
     """Runs in its own process, as a provider would. Answers every POST 200 with the idempotency key as
     the provider's id. `GET /_count?group=` and `GET /_records?group=` report what arrived for customer
     ids `<group>-<n>`; `GET /_window?since=&until=` counts every arrival between two clock() readings."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it; no traceback on ^C
+    if niceness is not None:
+        cpu_group_own(niceness)
     arrivals: list[Arrival] = []
     by_group: Counter[str] = Counter()
     lock = threading.Lock()
@@ -455,11 +475,15 @@ def _receiver_main(port: int, ready: Any) -> None:
 class Receiver:
     """The parent's handle on a provider stand-in running in its own process."""
 
-    def __init__(self, stack: Stack, name: str) -> None:
+    def __init__(self, stack: Stack, name: str, *, niceness: int | None = None) -> None:
+        """`niceness`: run in a CPU group of its own at that niceness (`cpu_group_own`); None shares the
+        harness's group."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
         ready = SPAWN.Event()
-        self.process = SPAWN.Process(target=_receiver_main, args=(self.port, ready), name=name, daemon=True)
+        self.process = SPAWN.Process(
+            target=_receiver_main, args=(self.port, ready, niceness), name=name, daemon=True
+        )
         self.process.start()
         stack.children.append(self.process)
         if not ready.wait(30):
@@ -518,6 +542,7 @@ def _poster_main(
     than as a lower rate. A request not answered within `timeout` of its slot is an error (one that
     could not even start by then is not sent), which bounds the run however slow the server is."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cpu_group_own()  # its timings are not slowed by the stand-ins sharing the harness's group
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     host, port = parts.hostname or "127.0.0.1", parts.port or 80

@@ -5,9 +5,13 @@
 Starts a private PostgreSQL and Redis, migrates a fresh database, and runs the platform as production
 would (its production settings): gunicorn (2 workers x 4 threads) serving the listener, a Celery
 worker for `realtime` (concurrency 2), one for `sends,audience` (concurrency 2), and beat. The sandbox
-plays Optimove from its own gunicorn, so paging a campaign does not take the listener's workers (it
-still takes CPU, as a remote Optimove would not). Two provider stand-ins on loopback, each its own
-process, answer the webhooks: one for the real-time channel, one for the scheduled campaign.
+plays Optimove from its own gunicorn, so paging a campaign does not take the listener's workers. Two
+provider stand-ins on loopback, each its own process, answer the webhooks: one for the real-time
+channel, one for the scheduled campaign. The campaign's stand-ins (the sandbox, its provider) still take
+CPU, as a remote Optimove or provider would not; they run at the bulk workers' priority
+(STANDIN_NICENESS), each as a scheduling group of its own, so they take what the campaign may. The
+poster and the real-time stand-in, which take the times, keep the default priority in groups of their
+own.
 
 For each rate, two phases of `--seconds` each:
 - baseline: EventTypeID 11 notifications only, posted by a separate process at a steady rate on a
@@ -57,6 +61,7 @@ from bench.common import (  # noqa: E402
     WaitTimedOut,
     clock,
     cores_busy,
+    cpu_group_nice,
     cpu_seconds,
     interrupts_as_keyboard_interrupt,
     machine_description,
@@ -84,6 +89,10 @@ SCHEDULED_TEMPLATE_IDS = (14, 15, 16)
 SCHEDULED_CAMPAIGN_BASE_ID = 3000
 # Scheduled customers are due at these offsets (seconds) within a phase, so sends run all through it.
 SEND_OFFSET_STEP_SECONDS = 5
+
+# The campaign's stand-ins (its Optimove, its provider) run elsewhere in production; here they take CPU
+# at the campaign's own priority (the bulk workers' BULK_WORKER_NICENESS), not the platform's.
+STANDIN_NICENESS = 10
 
 TARGET_RATE = 200
 TARGET_LISTENER_P99_MS = 50.0
@@ -246,9 +255,11 @@ def start_platform(stack: Stack) -> Platform:
     platform_port, sandbox_port = free_port(), free_port()
     platform_base = f"http://127.0.0.1:{platform_port}"
     configure_django(stack, platform_base=platform_base)
-    realtime_receiver = Receiver(stack, "realtime-receiver")
-    campaign_receiver = Receiver(stack, "campaign-receiver")
+    # The real-time stand-in times arrivals, so it keeps its priority; the campaign's take the campaign's.
+    realtime_receiver = Receiver(stack, "realtime-receiver", niceness=0)
+    campaign_receiver = Receiver(stack, "campaign-receiver", niceness=STANDIN_NICENESS)
     sandbox_base = stack.start_gunicorn("sandbox", workers=1, threads=4, env=stack.env(), port=sandbox_port)
+    cpu_group_nice(stack.processes[-1].process.pid, STANDIN_NICENESS)
     platform_env = stack.env(DJANGO_SETTINGS_MODULE=PLATFORM_SETTINGS, SANDBOX_ENABLED="false")
     stack.start_gunicorn(
         "web", workers=WEB_WORKERS, threads=WEB_THREADS, env=platform_env, port=platform_port
