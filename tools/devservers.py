@@ -21,6 +21,15 @@ from pathlib import Path
 
 PG_USER = "postgres"
 
+# How the servers keep their write-ahead log. By default PostgreSQL creates each new 16 MB WAL file
+# full of zeros, in the commit path and holding the WAL write lock, so every commit on the server waits
+# for that write and its fsync (60-190 ms on the 2-core benchmark machine while a campaign stores its
+# pages; docs/BENCHMARKS.md, session 12). `wal_init_zero=off` creates the file by writing its last
+# byte. `min_wal_size` keeps the files a campaign has used for the next one instead of removing them at
+# a checkpoint, and `max_wal_size` spaces a big campaign's checkpoints out (each is followed by a
+# burst of full-page images). deploy/docker-compose.yml gives its PostgreSQL the same settings.
+WAL_SETTINGS = {"wal_init_zero": "off", "min_wal_size": "1GB", "max_wal_size": "4GB"}
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -107,6 +116,7 @@ class PostgresServer:
         if self.is_running():  # left by a run that was killed before it could stop it
             self.stop()
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options += "".join(f" -c {name}={value}" for name, value in WAL_SETTINGS.items())
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
