@@ -3,28 +3,16 @@ was killed outright (its private PostgreSQL and Redis still running on their fol
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from tools.devservers import PostgresServer, RedisServer, free_port, port_is_free
 from tools.run import ROOT
-
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="optimove-run-test-"))
-    path.chmod(0o711)  # PostgreSQL runs as its own user when we are root
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _wait(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:

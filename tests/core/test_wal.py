@@ -4,8 +4,6 @@ its pages every commit on the server waited for it (docs/BENCHMARKS.md, session 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +17,12 @@ from tools.run import ROOT
 SEGMENT_BYTES = 16 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def durable() -> Iterator[PostgresServer]:
-    folder = Path(tempfile.mkdtemp(prefix="optimove-wal-test-"))
-    folder.chmod(0o711)  # PostgreSQL runs as its own user when we are root
+@pytest.fixture
+def durable(folder: Path) -> Iterator[PostgresServer]:
     server = PostgresServer(folder / "pg", free_port())  # durable, as `make run` starts it
     server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    yield server
+    server.stop()
 
 
 def _connect(server: PostgresServer) -> psycopg.Connection[tuple[object, ...]]:
